@@ -1,0 +1,72 @@
+//! Command line: flags, subcommands, and printing results for a person.
+//!
+//! Everything here is the binary's edge: it turns flags into library calls and library
+//! errors into messages (with `anyhow`), and owns the process concerns — signals, logging
+//! setup, prompts and exit codes. No trading logic lives here.
+
+mod logging;
+mod run;
+mod status;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Trade Polymarket's "Bitcoin Up or Down" markets with Rhai strategy scripts, inside hard
+/// risk limits. Paper trading on recorded data by default; no credentials needed.
+#[derive(Debug, Parser)]
+#[command(name = "updown", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a trading session with a strategy script.
+    ///
+    /// With --replay, the session replays recorded 1-minute BTC candles on a simulated clock
+    /// (paper money, replay venue). Restarting the same run resumes it where it stopped.
+    Run(run::RunArgs),
+    /// Show the ledger's state: equity, open position, and any halt with its reason.
+    Status(status::StatusArgs),
+    /// Clear a latched trading halt, after asking for confirmation.
+    ResetHalt(status::ResetHaltArgs),
+}
+
+/// Options shared by commands that read the configuration and output folder.
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Configuration file (every setting is documented in the shipped config.toml).
+    #[arg(long, value_name = "FILE", default_value = "config.toml")]
+    config: PathBuf,
+    /// Output folder for the ledger, journals and log (default: session.out_dir from the
+    /// config, `data`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// Parse the command line and run the chosen command.
+pub fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Status(args) => status::status(args),
+        Command::ResetHalt(args) => status::reset_halt(args),
+    }
+}
+
+/// Load the config named by `common`, tolerating a missing default file.
+fn load_config(common: &Common) -> anyhow::Result<updown::config::Config> {
+    use anyhow::Context;
+    if !common.config.exists() && common.config == std::path::Path::new("config.toml") {
+        // Running from another folder without a config is fine: the defaults are the
+        // shipped config's values.
+        return Ok(updown::config::Config::default());
+    }
+    updown::config::Config::load(&common.config).context("loading the configuration")
+}
+
+fn out_dir(common: &Common, config: &updown::config::Config) -> PathBuf {
+    common.out.clone().unwrap_or_else(|| config.session.out_dir.clone())
+}

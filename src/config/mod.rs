@@ -1,0 +1,491 @@
+//! Configuration: `config.toml` parsed into typed, documented settings, then checked.
+//!
+//! Two phases, as in ripgrep's flags: serde turns the file into these structs (rejecting
+//! unknown keys with their line), then [`Config::validate`] checks every value against its
+//! allowed range and names the key it refuses. Nothing downstream re-validates: a `Config`
+//! that exists is a good one. Secrets never live here; credentials come from the environment.
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration could not be used. Every message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file we tried.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type (the message carries line and column).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with the offending line.
+        message: String,
+    },
+    /// A value outside the range this setting allows.
+    #[error("config file {path}: `{key}` = {value} is out of range: {rule}")]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key, e.g. `risk.max_stake`.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        rule: String,
+    },
+    /// A `--param k=v` that is not of that form.
+    #[error("--param {0:?}: expected key=value, e.g. --param rsi_low=25")]
+    BadParam(String),
+}
+
+/// Everything a session needs to know that is not the strategy itself.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Session shape: interval length, number of windows, timing.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// The simulated or real account.
+    #[serde(default)]
+    pub account: AccountConfig,
+    /// Hard risk limits (DESIGN.md §5).
+    #[serde(default)]
+    pub risk: RiskConfig,
+    /// Replay venue: quote model, fees, order minimums.
+    #[serde(default)]
+    pub replay: ReplayConfig,
+    /// Script sandbox limits.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+    /// Strategy defaults.
+    #[serde(default)]
+    pub strategy: StrategyConfig,
+    /// Per-strategy parameters, keyed by the script's file stem (`rsi_ema` for
+    /// `strategies/rsi_ema.rhai`); scripts read them as `ctx.params`.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Table>,
+}
+
+/// Session shape.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Window length in seconds: 300 for the 5-minute markets, 900 for the 15-minute ones.
+    pub interval_secs: i64,
+    /// Windows per session.
+    pub intervals: u32,
+    /// Seconds before the window start at which the decision is made.
+    pub decision_lead_secs: i64,
+    /// Candles of history a replay keeps before its first window so indicators are warm.
+    pub warmup_candles: usize,
+    /// Allow a new position while an earlier one is unsettled.
+    pub allow_overlap: bool,
+    /// Where journals, the ledger and the log go.
+    pub out_dir: PathBuf,
+    /// Journal lines are flushed to disk at least every this many windows (the ledger is
+    /// always committed first, so a crash loses nothing: journals are rebuilt on resume).
+    pub journal_flush_windows: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            interval_secs: 300,
+            intervals: 18,
+            decision_lead_secs: 0,
+            warmup_candles: 100,
+            allow_overlap: false,
+            out_dir: PathBuf::from("data"),
+            journal_flush_windows: 64,
+        }
+    }
+}
+
+/// The account a session trades.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountConfig {
+    /// Starting capital in USD.
+    pub starting_capital: Decimal,
+}
+
+impl Default for AccountConfig {
+    fn default() -> Self {
+        AccountConfig {
+            starting_capital: dec!(100),
+        }
+    }
+}
+
+/// Hard limits enforced by the risk gate. Scripts can read none of these and change none.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// Largest stake per trade, USD.
+    pub max_stake: Decimal,
+    /// Halt (latched) when equity falls this many percent below starting capital.
+    pub max_drawdown_pct: Decimal,
+    /// Minutes of history the volatility breaker looks at.
+    pub vol_range_minutes: u32,
+    /// Skip when the high–low range over `vol_range_minutes` exceeds this % of price.
+    pub max_range_pct: f64,
+    /// Closes in the standard-deviation breaker.
+    pub stddev_window: u32,
+    /// Skip when that standard deviation exceeds this multiple of the session's baseline.
+    pub max_stddev_ratio: f64,
+    /// Never trade on a price older than this many seconds at decision time.
+    pub max_price_age_secs: i64,
+    /// Reject a price that jumps more than this % from the last accepted one.
+    pub max_price_jump_pct: f64,
+    /// No entry with fewer seconds than this left in the window.
+    pub min_seconds_to_close: i64,
+    /// No entry when the side's ask − bid is wider than this.
+    pub max_spread: Decimal,
+    /// No entry when the side's ask is above this price.
+    pub max_entry_price: Decimal,
+    /// Halt after this many consecutive script failures.
+    pub max_consecutive_script_failures: u32,
+    /// Halt after this many failed executions within `failed_execution_window_secs`.
+    pub max_failed_executions: u32,
+    /// Window for the failed-execution kill switch.
+    pub failed_execution_window_secs: i64,
+    /// Halt when the day's realised loss (UTC day) reaches this many USD.
+    pub daily_loss_limit: Decimal,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            max_stake: dec!(25),
+            max_drawdown_pct: dec!(30),
+            vol_range_minutes: 5,
+            max_range_pct: 3.0,
+            stddev_window: 10,
+            max_stddev_ratio: 2.0,
+            max_price_age_secs: 90,
+            max_price_jump_pct: 10.0,
+            min_seconds_to_close: 30,
+            max_spread: dec!(0.05),
+            max_entry_price: dec!(0.65),
+            max_consecutive_script_failures: 5,
+            max_failed_executions: 3,
+            failed_execution_window_secs: 600,
+            daily_loss_limit: dec!(50),
+        }
+    }
+}
+
+/// How the replay venue quotes and fills when no recorded quotes exist.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplayConfig {
+    /// Ask for either side.
+    pub ask: Decimal,
+    /// Bid for either side.
+    pub bid: Decimal,
+    /// Polymarket fee rate in `fee = shares × rate × p × (1 − p)`.
+    pub fee_rate: Decimal,
+    /// Smallest order in shares.
+    pub min_order_shares: Decimal,
+    /// Price tick.
+    pub tick_size: Decimal,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            ask: dec!(0.51),
+            bid: dec!(0.49),
+            fee_rate: dec!(0.072),
+            min_order_shares: dec!(5),
+            tick_size: dec!(0.01),
+        }
+    }
+}
+
+/// Sandbox limits for strategy scripts; every one has a floor and a ceiling so that a
+/// config cannot turn the sandbox off.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Rhai operations per call.
+    pub max_operations: u64,
+    /// Function call nesting.
+    pub max_call_depth: usize,
+    /// Expression nesting at the top level.
+    pub max_expr_depth: usize,
+    /// Expression nesting inside functions.
+    pub max_function_expr_depth: usize,
+    /// Longest string, bytes.
+    pub max_string_size: usize,
+    /// Longest array.
+    pub max_array_size: usize,
+    /// Largest map.
+    pub max_map_size: usize,
+    /// Modules a script may import.
+    pub max_modules: usize,
+    /// Wall-clock deadline per call, milliseconds.
+    pub call_timeout_ms: u64,
+    /// Largest script memory (`this`), as JSON bytes.
+    pub max_memory_bytes: usize,
+    /// `log` lines kept per call; more are dropped with a note.
+    pub max_log_lines_per_call: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            max_operations: 500_000,
+            max_call_depth: 32,
+            max_expr_depth: 64,
+            max_function_expr_depth: 32,
+            max_string_size: 16_384,
+            max_array_size: 10_000,
+            max_map_size: 1_000,
+            max_modules: 16,
+            call_timeout_ms: 250,
+            max_memory_bytes: 65_536,
+            max_log_lines_per_call: 20,
+        }
+    }
+}
+
+/// Defaults for scripts that leave a choice to the core.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrategyConfig {
+    /// Stake in USD when the script has no `size` function.
+    pub default_stake: Decimal,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        StrategyConfig {
+            default_stake: dec!(5),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            session: SessionConfig::default(),
+            account: AccountConfig::default(),
+            risk: RiskConfig::default(),
+            replay: ReplayConfig::default(),
+            sandbox: SandboxConfig::default(),
+            strategy: StrategyConfig::default(),
+            params: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Read, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parse and validate config text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Check every value against its allowed range, naming the first key that fails.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let mut v = Validator { path, error: None };
+        let s = &self.session;
+        v.int("session.interval_secs", s.interval_secs, 60, 86_400);
+        if s.interval_secs % 60 != 0 {
+            v.fail(
+                "session.interval_secs",
+                s.interval_secs,
+                "must be a whole number of minutes (300 or 900 for the real markets)",
+            );
+        }
+        v.int("session.intervals", s.intervals, 1, 1_000_000);
+        v.int("session.decision_lead_secs", s.decision_lead_secs, 0, 240);
+        v.int("session.warmup_candles", s.warmup_candles, 0, 100_000);
+        v.int("session.journal_flush_windows", s.journal_flush_windows, 1, 100_000);
+        v.dec("account.starting_capital", self.account.starting_capital, dec!(1), dec!(100_000_000));
+        let r = &self.risk;
+        v.dec("risk.max_stake", r.max_stake, dec!(0.01), dec!(1_000_000));
+        v.dec("risk.max_drawdown_pct", r.max_drawdown_pct, dec!(1), dec!(100));
+        v.int("risk.vol_range_minutes", r.vol_range_minutes, 1, 1440);
+        v.float("risk.max_range_pct", r.max_range_pct, 0.01, 100.0);
+        v.int("risk.stddev_window", r.stddev_window, 2, 1440);
+        v.float("risk.max_stddev_ratio", r.max_stddev_ratio, 0.1, 1000.0);
+        v.int("risk.max_price_age_secs", r.max_price_age_secs, 1, 3600);
+        v.float("risk.max_price_jump_pct", r.max_price_jump_pct, 0.1, 100.0);
+        v.int("risk.min_seconds_to_close", r.min_seconds_to_close, 0, 86_400);
+        v.dec("risk.max_spread", r.max_spread, dec!(0), dec!(1));
+        v.dec("risk.max_entry_price", r.max_entry_price, dec!(0.01), dec!(0.99));
+        v.int("risk.max_consecutive_script_failures", r.max_consecutive_script_failures, 1, 1000);
+        v.int("risk.max_failed_executions", r.max_failed_executions, 1, 1000);
+        v.int("risk.failed_execution_window_secs", r.failed_execution_window_secs, 1, 86_400);
+        v.dec("risk.daily_loss_limit", r.daily_loss_limit, dec!(0.01), dec!(100_000_000));
+        let q = &self.replay;
+        v.dec("replay.ask", q.ask, dec!(0.01), dec!(0.99));
+        v.dec("replay.bid", q.bid, dec!(0.00), dec!(0.99));
+        if q.bid > q.ask {
+            v.fail("replay.bid", q.bid, "must not exceed replay.ask");
+        }
+        v.dec("replay.fee_rate", q.fee_rate, dec!(0), dec!(1));
+        v.dec("replay.min_order_shares", q.min_order_shares, dec!(0), dec!(1_000_000));
+        v.dec("replay.tick_size", q.tick_size, dec!(0.0001), dec!(0.1));
+        let b = &self.sandbox;
+        v.int("sandbox.max_operations", b.max_operations, 1_000, 100_000_000);
+        v.int("sandbox.max_call_depth", b.max_call_depth, 4, 256);
+        v.int("sandbox.max_expr_depth", b.max_expr_depth, 8, 1024);
+        v.int("sandbox.max_function_expr_depth", b.max_function_expr_depth, 8, 1024);
+        v.int("sandbox.max_string_size", b.max_string_size, 256, 10_000_000);
+        v.int("sandbox.max_array_size", b.max_array_size, 64, 10_000_000);
+        v.int("sandbox.max_map_size", b.max_map_size, 16, 1_000_000);
+        v.int("sandbox.max_modules", b.max_modules, 0, 256);
+        v.int("sandbox.call_timeout_ms", b.call_timeout_ms, 1, 10_000);
+        v.int("sandbox.max_memory_bytes", b.max_memory_bytes, 256, 16_777_216);
+        v.int("sandbox.max_log_lines_per_call", b.max_log_lines_per_call, 0, 10_000);
+        v.dec("strategy.default_stake", self.strategy.default_stake, dec!(0), dec!(1_000_000));
+        match v.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A short, stable hash of the settings that change results, for journals and run keys.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = format!("{self:?}");
+        hex::encode(&Sha256::digest(text.as_bytes())[..8])
+    }
+}
+
+/// Parse `--param k=v` overrides: integers, floats and booleans become numbers and booleans,
+/// anything else a string.
+pub fn parse_param_overrides(raw: &[String]) -> Result<toml::Table, ConfigError> {
+    let mut table = toml::Table::new();
+    for item in raw {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(ConfigError::BadParam(item.clone()));
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(ConfigError::BadParam(item.clone()));
+        }
+        let v = v.trim();
+        let value = if let Ok(i) = v.parse::<i64>() {
+            toml::Value::Integer(i)
+        } else if let Ok(f) = v.parse::<f64>() {
+            toml::Value::Float(f)
+        } else if let Ok(b) = v.parse::<bool>() {
+            toml::Value::Boolean(b)
+        } else {
+            toml::Value::String(v.to_string())
+        };
+        table.insert(k.to_string(), value);
+    }
+    Ok(table)
+}
+
+/// Collects the first range violation, so `validate` reads as a list of rules.
+struct Validator<'a> {
+    path: &'a Path,
+    error: Option<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn fail(&mut self, key: &str, value: impl std::fmt::Display, rule: &str) {
+        if self.error.is_none() {
+            self.error = Some(ConfigError::OutOfRange {
+                path: self.path.to_path_buf(),
+                key: key.to_string(),
+                value: value.to_string(),
+                rule: rule.to_string(),
+            });
+        }
+    }
+
+    fn int<T: PartialOrd + std::fmt::Display + Copy>(&mut self, key: &str, value: T, lo: T, hi: T) {
+        if value < lo || value > hi {
+            self.fail(key, value, &format!("must be between {lo} and {hi}"));
+        }
+    }
+
+    fn dec(&mut self, key: &str, value: Decimal, lo: Decimal, hi: Decimal) {
+        if value < lo || value > hi {
+            self.fail(key, value, &format!("must be between {lo} and {hi}"));
+        }
+    }
+
+    fn float(&mut self, key: &str, value: f64, lo: f64, hi: f64) {
+        if !value.is_finite() || value < lo || value > hi {
+            self.fail(key, value, &format!("must be between {lo} and {hi}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn shipped_config_parses_and_matches_defaults() {
+        let text = include_str!("../../config.toml");
+        let c = parse(text).map_err(|e| e.to_string()).unwrap();
+        assert_eq!(c.session.intervals, 18);
+        assert_eq!(c.risk.max_stake, dec!(25));
+        assert_eq!(c.replay.fee_rate, dec!(0.072));
+        assert_eq!(c.account.starting_capital, dec!(100));
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name_and_line() {
+        let err = parse("[risk]\nmax_stake = 10\nmax_stak = 5\n").unwrap_err().to_string();
+        assert!(err.contains("max_stak"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_the_key() {
+        let err = parse("[risk]\nmax_entry_price = 1.5\n").unwrap_err().to_string();
+        assert!(err.contains("risk.max_entry_price"), "{err}");
+        let err = parse("[sandbox]\nmax_operations = 0\n").unwrap_err().to_string();
+        assert!(err.contains("sandbox.max_operations"), "{err}");
+        let err = parse("[session]\ninterval_secs = 330\n").unwrap_err().to_string();
+        assert!(err.contains("session.interval_secs"), "{err}");
+    }
+
+    #[test]
+    fn param_overrides_keep_their_types() {
+        let t = parse_param_overrides(&["a=25".into(), "b=0.5".into(), "c=true".into(), "d=x".into()])
+            .unwrap();
+        assert_eq!(t["a"], toml::Value::Integer(25));
+        assert_eq!(t["b"], toml::Value::Float(0.5));
+        assert_eq!(t["c"], toml::Value::Boolean(true));
+        assert_eq!(t["d"], toml::Value::String("x".into()));
+        assert!(parse_param_overrides(&["novalue".into()]).is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! The journals people and tools read: `predictions.jsonl`, `trades.jsonl`,
+//! `equity_curve.csv`.
+//!
+//! They are views of the ledger, not records of their own: when a session starts or resumes
+//! they are rewritten from the ledger, then appended to as the session goes, buffered and
+//! flushed every few windows. A crash can therefore lose only unflushed lines, which the
+//! next start rewrites; it can never leave a line the ledger does not have.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Journal file names.
+pub const PREDICTIONS: &str = "predictions.jsonl";
+/// Journal file names.
+pub const TRADES: &str = "trades.jsonl";
+/// Journal file names.
+pub const EQUITY: &str = "equity_curve.csv";
+
+/// Open journal files of one session. Owned by the session.
+#[derive(Debug)]
+pub struct Journals {
+    dir: PathBuf,
+    predictions: BufWriter<File>,
+    trades: BufWriter<File>,
+    equity: BufWriter<File>,
+    flush_every: u32,
+    since_flush: u32,
+}
+
+/// A journal write failure, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write journal in {dir}: {source}")]
+pub struct JournalError {
+    dir: PathBuf,
+    source: std::io::Error,
+}
+
+impl Journals {
+    /// Rewrite the journals in `dir` from the ledger's records and keep them open.
+    pub fn rebuild(
+        dir: &Path,
+        predictions: &[String],
+        trades: &[String],
+        equity: &[(i64, String)],
+        flush_every: u32,
+    ) -> Result<Journals, JournalError> {
+        let err = |source| JournalError {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let create = |name: &str| File::create(dir.join(name)).map(|f| BufWriter::with_capacity(64 * 1024, f));
+        let mut j = Journals {
+            dir: dir.to_path_buf(),
+            predictions: create(PREDICTIONS).map_err(err)?,
+            trades: create(TRADES).map_err(err)?,
+            equity: create(EQUITY).map_err(err)?,
+            flush_every,
+            since_flush: 0,
+        };
+        writeln!(j.equity, "time,equity").map_err(err)?;
+        for l in predictions {
+            j.prediction(l)?;
+        }
+        for l in trades {
+            j.trade(l)?;
+        }
+        for (t, e) in equity {
+            j.equity(*t, e)?;
+        }
+        j.flush()?;
+        Ok(j)
+    }
+
+    fn err(&self, source: std::io::Error) -> JournalError {
+        JournalError {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// Append a prediction line.
+    pub fn prediction(&mut self, line: &str) -> Result<(), JournalError> {
+        writeln!(self.predictions, "{line}").map_err(|e| self.err(e))
+    }
+
+    /// Append a trade line.
+    pub fn trade(&mut self, line: &str) -> Result<(), JournalError> {
+        writeln!(self.trades, "{line}").map_err(|e| self.err(e))
+    }
+
+    /// Append an equity point.
+    pub fn equity(&mut self, time: i64, equity: &str) -> Result<(), JournalError> {
+        writeln!(self.equity, "{time},{equity}").map_err(|e| self.err(e))
+    }
+
+    /// Note a finished window; flushes when the batch is full.
+    pub fn window_done(&mut self) -> Result<(), JournalError> {
+        self.since_flush += 1;
+        if self.since_flush >= self.flush_every {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write everything buffered to disk.
+    pub fn flush(&mut self) -> Result<(), JournalError> {
+        self.since_flush = 0;
+        self.predictions.flush().map_err(|e| self.err(e))?;
+        self.trades.flush().map_err(|e| self.err(e))?;
+        self.equity.flush().map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,540 @@
+//! The ledger: the durable record of sessions, decisions, positions and trades.
+//!
+//! SQLite (bundled, WAL mode) is the source of truth. Each step of a session — a decision
+//! with its fill, or a settlement — is one transaction, written before anything is shown or
+//! journaled, so a kill -9 at any moment leaves either the whole step or none of it; a
+//! restart replays only what is missing, and primary keys on (session, window) make a second
+//! record of the same window impossible. `synchronous = NORMAL` in WAL mode survives a
+//! process crash (the case that matters here) without an fsync per step; a power cut may
+//! lose the last steps but never corrupts the file. The journals ([`journal`]) are rebuilt
+//! from here on resume, so they can be written in buffered batches.
+
+pub mod account;
+pub mod journal;
+pub mod records;
+
+pub use account::Account;
+
+use crate::venue::Fill;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+
+/// File name of the ledger inside the output folder.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+/// Schema version written in `meta`; bump with a migration when tables change.
+const SCHEMA_VERSION: &str = "1";
+
+/// A ledger failure, always naming the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// SQLite refused (corrupt file, disk full, locked by another process, ...).
+    #[error("ledger {path}: {source}. If the file is damaged, move it aside (nothing else reads it) or pass --out to use another folder")]
+    Sql {
+        /// The ledger file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored row could not be read back.
+    #[error("ledger {path}: stored {what} is unreadable: {detail}")]
+    Corrupt {
+        /// The ledger file.
+        path: PathBuf,
+        /// Which record.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// The file was written by a newer or unknown schema.
+    #[error("ledger {path}: schema version {found:?} is not supported (expected {SCHEMA_VERSION})")]
+    Schema {
+        /// The ledger file.
+        path: PathBuf,
+        /// Version found.
+        found: String,
+    },
+}
+
+/// A latched halt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Halt {
+    /// Reason code (see `risk::HaltReason::code`).
+    pub reason: String,
+    /// Details for people.
+    pub detail: String,
+    /// When it latched, Unix seconds (session time).
+    pub at: i64,
+}
+
+/// Lifecycle of a session row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Started and not finished: a restart with the same run resumes it.
+    Running,
+    /// All windows done.
+    Complete,
+    /// Stopped by a halt.
+    Halted,
+    /// Replaced by a newer session (`--fresh`).
+    Abandoned,
+}
+
+impl SessionStatus {
+    fn code(self) -> &'static str {
+        match self {
+            SessionStatus::Running => "running",
+            SessionStatus::Complete => "complete",
+            SessionStatus::Halted => "halted",
+            SessionStatus::Abandoned => "abandoned",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => SessionStatus::Running,
+            "complete" => SessionStatus::Complete,
+            "halted" => SessionStatus::Halted,
+            "abandoned" => SessionStatus::Abandoned,
+            _ => return None,
+        })
+    }
+}
+
+/// One stored session.
+#[derive(Clone, Debug)]
+pub struct SessionRow {
+    /// Row id.
+    pub id: i64,
+    /// Identity of the run (strategy, data, config, params).
+    pub run_key: String,
+    /// Where it is.
+    pub status: SessionStatus,
+    /// Human description (strategy and data).
+    pub label: String,
+    /// Index of the next window to decide.
+    pub next_index: u32,
+    /// The account.
+    pub account: Account,
+    /// The script's memory, JSON.
+    pub memory: Option<String>,
+}
+
+/// An unsettled position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenPosition {
+    /// Its window's index in the session.
+    pub window_index: u32,
+    /// The fill.
+    pub fill: Fill,
+}
+
+/// Handle to the ledger file. Owned by the session (one writer); `status` opens its own.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.path).finish()
+    }
+}
+
+impl Ledger {
+    /// Open (creating if needed) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let sql = |source| LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS halt (
+                 id INTEGER PRIMARY KEY CHECK (id = 1), reason TEXT NOT NULL,
+                 detail TEXT NOT NULL, at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS sessions (
+                 id INTEGER PRIMARY KEY, run_key TEXT NOT NULL, status TEXT NOT NULL,
+                 label TEXT NOT NULL, next_index INTEGER NOT NULL, account TEXT NOT NULL,
+                 memory TEXT);
+             CREATE TABLE IF NOT EXISTS predictions (
+                 session INTEGER NOT NULL, window_start INTEGER NOT NULL, line TEXT NOT NULL,
+                 PRIMARY KEY (session, window_start));
+             CREATE TABLE IF NOT EXISTS positions (
+                 session INTEGER NOT NULL, window_start INTEGER NOT NULL,
+                 window_index INTEGER NOT NULL, fill TEXT NOT NULL, settled INTEGER NOT NULL,
+                 PRIMARY KEY (session, window_start));
+             CREATE TABLE IF NOT EXISTS trades (
+                 session INTEGER NOT NULL, window_start INTEGER NOT NULL, line TEXT NOT NULL,
+                 PRIMARY KEY (session, window_start));
+             CREATE TABLE IF NOT EXISTS equity (
+                 session INTEGER NOT NULL, time INTEGER NOT NULL, equity TEXT NOT NULL,
+                 PRIMARY KEY (session, time));
+             INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');",
+        )
+        .map_err(sql)?;
+        let found: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .map_err(sql)?;
+        if found != SCHEMA_VERSION {
+            return Err(LedgerError::Schema {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The ledger's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: impl Into<String>, detail: impl ToString) -> LedgerError {
+        LedgerError::Corrupt {
+            path: self.path.clone(),
+            what: what.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The latched halt, if any.
+    pub fn halt(&self) -> Result<Option<Halt>, LedgerError> {
+        self.conn
+            .query_row("SELECT reason, detail, at FROM halt WHERE id = 1", [], |r| {
+                Ok(Halt {
+                    reason: r.get(0)?,
+                    detail: r.get(1)?,
+                    at: r.get(2)?,
+                })
+            })
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Clear a latched halt; returns whether there was one.
+    pub fn clear_halt(&self) -> Result<bool, LedgerError> {
+        let n = self.conn.execute("DELETE FROM halt WHERE id = 1", []).map_err(|e| self.sql(e))?;
+        Ok(n > 0)
+    }
+
+    /// Create a session, abandoning any running one with the same key.
+    pub fn create_session(&mut self, run_key: &str, label: &str, account: &Account) -> Result<SessionRow, LedgerError> {
+        let account_json = serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
+        let tx = self.conn.transaction().map_err(|e| LedgerError::Sql {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let result = (|| {
+            tx.execute(
+                "UPDATE sessions SET status = 'abandoned' WHERE run_key = ?1 AND status = 'running'",
+                params![run_key],
+            )?;
+            tx.execute(
+                "INSERT INTO sessions (run_key, status, label, next_index, account) VALUES (?1, 'running', ?2, 0, ?3)",
+                params![run_key, label, account_json],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
+        })();
+        let id = result.map_err(|e| self.sql(e))?;
+        Ok(SessionRow {
+            id,
+            run_key: run_key.to_string(),
+            status: SessionStatus::Running,
+            label: label.to_string(),
+            next_index: 0,
+            account: account.clone(),
+            memory: None,
+        })
+    }
+
+    /// The newest session with this run key.
+    pub fn find_session(&self, run_key: &str) -> Result<Option<SessionRow>, LedgerError> {
+        self.session_where("run_key = ?1 AND status != 'abandoned'", run_key)
+    }
+
+    /// The newest session of any run.
+    pub fn latest_session(&self) -> Result<Option<SessionRow>, LedgerError> {
+        self.session_where("?1 = ?1", "")
+    }
+
+    fn session_where(&self, cond: &str, arg: &str) -> Result<Option<SessionRow>, LedgerError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT id, run_key, status, label, next_index, account, memory FROM sessions
+                     WHERE {cond} ORDER BY id DESC LIMIT 1"
+                ),
+                params![arg],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, u32>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let Some((id, run_key, status, label, next_index, account, memory)) = row else {
+            return Ok(None);
+        };
+        let status = SessionStatus::parse(&status).ok_or_else(|| self.corrupt(format!("session {id} status"), &status))?;
+        let account: Account =
+            serde_json::from_str(&account).map_err(|e| self.corrupt(format!("session {id} account"), e))?;
+        Ok(Some(SessionRow {
+            id,
+            run_key,
+            status,
+            label,
+            next_index,
+            account,
+            memory,
+        }))
+    }
+
+    /// Record one decided window atomically: its prediction line, the fill if any, the
+    /// account after it, the script memory, and the next window to decide. A halt to latch
+    /// (e.g. after repeated script failures) is written in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_decision(
+        &mut self,
+        session: i64,
+        window_start: i64,
+        window_index: u32,
+        prediction: &str,
+        fill: Option<&Fill>,
+        account: &Account,
+        memory: Option<&str>,
+        halt: Option<&Halt>,
+    ) -> Result<(), LedgerError> {
+        let account_json = serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
+        let fill_json = fill
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| self.corrupt("fill", e))?;
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|source| LedgerError::Sql { path: path.clone(), source })?;
+        let result = (|| {
+            tx.execute(
+                "INSERT INTO predictions (session, window_start, line) VALUES (?1, ?2, ?3)",
+                params![session, window_start, prediction],
+            )?;
+            if let Some(f) = &fill_json {
+                tx.execute(
+                    "INSERT INTO positions (session, window_start, window_index, fill, settled) VALUES (?1, ?2, ?3, ?4, 0)",
+                    params![session, window_start, window_index, f],
+                )?;
+            }
+            tx.execute(
+                "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) WHERE id = ?1",
+                params![session, window_index + 1, account_json, memory],
+            )?;
+            if let Some(h) = halt {
+                latch(&tx, h)?;
+                tx.execute("UPDATE sessions SET status = 'halted' WHERE id = ?1", params![session])?;
+            }
+            tx.commit()
+        })();
+        result.map_err(|source| LedgerError::Sql { path, source })
+    }
+
+    /// Record one settlement atomically: the trade line, the position closed, the account,
+    /// an equity point, and a halt to latch if the settlement triggered one.
+    pub fn record_settlement(
+        &mut self,
+        session: i64,
+        window_start: i64,
+        trade: &str,
+        account: &Account,
+        equity_point: (i64, &str),
+        halt: Option<&Halt>,
+    ) -> Result<(), LedgerError> {
+        let account_json = serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|source| LedgerError::Sql { path: path.clone(), source })?;
+        let result = (|| {
+            tx.execute(
+                "INSERT INTO trades (session, window_start, line) VALUES (?1, ?2, ?3)",
+                params![session, window_start, trade],
+            )?;
+            let n = tx.execute(
+                "UPDATE positions SET settled = 1 WHERE session = ?1 AND window_start = ?2 AND settled = 0",
+                params![session, window_start],
+            )?;
+            if n != 1 {
+                return Err(rusqlite::Error::StatementChangedRows(n));
+            }
+            tx.execute("UPDATE sessions SET account = ?2 WHERE id = ?1", params![session, account_json])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
+                params![session, equity_point.0, equity_point.1],
+            )?;
+            if let Some(h) = halt {
+                latch(&tx, h)?;
+                tx.execute("UPDATE sessions SET status = 'halted' WHERE id = ?1", params![session])?;
+            }
+            tx.commit()
+        })();
+        result.map_err(|source| LedgerError::Sql { path, source })
+    }
+
+    /// Record an equity point on its own (a window without a trade).
+    pub fn record_equity(&self, session: i64, time: i64, equity: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
+                params![session, time, equity],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Mark a session's final status.
+    pub fn finish_session(&self, session: i64, status: SessionStatus) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE sessions SET status = ?2 WHERE id = ?1",
+                params![session, status.code()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Positions of a session that are not settled yet.
+    pub fn open_positions(&self, session: i64) -> Result<Vec<OpenPosition>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT window_index, fill FROM positions WHERE session = ?1 AND settled = 0 ORDER BY window_start")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![session], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        rows.into_iter()
+            .map(|(window_index, json)| {
+                let fill: Fill = serde_json::from_str(&json).map_err(|e| self.corrupt("position", e))?;
+                Ok(OpenPosition { window_index, fill })
+            })
+            .collect()
+    }
+
+    /// All prediction lines of a session, in window order.
+    pub fn predictions(&self, session: i64) -> Result<Vec<String>, LedgerError> {
+        self.lines("SELECT line FROM predictions WHERE session = ?1 ORDER BY window_start", session)
+    }
+
+    /// All trade lines of a session, in window order.
+    pub fn trades(&self, session: i64) -> Result<Vec<String>, LedgerError> {
+        self.lines("SELECT line FROM trades WHERE session = ?1 ORDER BY window_start", session)
+    }
+
+    /// The equity curve of a session.
+    pub fn equity(&self, session: i64) -> Result<Vec<(i64, String)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT time, equity FROM equity WHERE session = ?1 ORDER BY time")
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![session], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))
+    }
+
+    fn lines(&self, sql: &str, session: i64) -> Result<Vec<String>, LedgerError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
+        stmt.query_map(params![session], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))
+    }
+}
+
+fn latch(tx: &rusqlite::Transaction<'_>, h: &Halt) -> rusqlite::Result<usize> {
+    // The first halt wins: a later cause must not overwrite why trading stopped.
+    tx.execute(
+        "INSERT OR IGNORE INTO halt (id, reason, detail, at) VALUES (1, ?1, ?2, ?3)",
+        params![h.reason, h.detail, h.at],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Side;
+    use rust_decimal_macros::dec;
+
+    fn fill(t: i64) -> Fill {
+        Fill {
+            window_start: t,
+            side: Side::Down,
+            stake: dec!(5),
+            price: dec!(0.51),
+            shares: dec!(9.6),
+            fee: dec!(0.17),
+        }
+    }
+
+    #[test]
+    fn a_window_cannot_be_recorded_twice_and_halts_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        let mut l = Ledger::open(&path).unwrap();
+        let s = l.create_session("k", "test", &Account::new(dec!(100))).unwrap();
+        l.record_decision(s.id, 300, 0, "{}", Some(&fill(300)), &Account::new(dec!(95)), None, None)
+            .unwrap();
+        assert!(l
+            .record_decision(s.id, 300, 0, "{}", Some(&fill(300)), &Account::new(dec!(95)), None, None)
+            .is_err());
+        assert_eq!(l.open_positions(s.id).unwrap().len(), 1);
+        let halt = Halt {
+            reason: "max_drawdown".into(),
+            detail: "d".into(),
+            at: 600,
+        };
+        l.record_settlement(s.id, 300, "{}", &Account::new(dec!(60)), (600, "60"), Some(&halt))
+            .unwrap();
+        // Settling the same window again is refused: no trade is recorded twice.
+        assert!(l.record_settlement(s.id, 300, "{}", &Account::new(dec!(60)), (600, "60"), None).is_err());
+        drop(l);
+
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.halt().unwrap().map(|h| h.reason), Some("max_drawdown".into()));
+        let row = l.find_session("k").unwrap().unwrap();
+        assert_eq!(row.status, SessionStatus::Halted);
+        assert_eq!(row.next_index, 1);
+        assert_eq!(row.account.cash, dec!(60));
+        assert!(l.open_positions(s.id).unwrap().is_empty());
+        assert!(l.clear_halt().unwrap());
+        assert_eq!(l.halt().unwrap(), None);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_ledger_gives_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LEDGER_FILE);
+        std::fs::write(&path, b"this is not sqlite, just some text that fills a page...............").unwrap();
+        let err = Ledger::open(&path).unwrap_err().to_string();
+        assert!(err.contains(LEDGER_FILE), "{err}");
+        assert!(err.contains("move it aside"), "{err}");
+    }
+}

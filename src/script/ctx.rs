@@ -1,0 +1,351 @@
+//! `ctx`: the read-only view of the market, account and parameters a script decides from.
+//!
+//! The session owns one [`CtxState`] for the whole run and updates it before each call; the
+//! script receives a [`Ctx`] handle, which is a pointer to that state, so passing `ctx` costs
+//! nothing and every member is computed only when the script asks (indicators through the
+//! incremental cache). No setter is registered for anything: assigning to `ctx` or to a
+//! member fails the call. The candle history holds only candles the feed has closed at
+//! `now`, which is what makes look-ahead impossible from a script.
+
+use crate::domain::Window;
+use crate::feed::Candle;
+use crate::indicators::{IndicatorCache, IndicatorKey, Reading};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, INT, ImmutableString, Map};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// The venue's quote for the window, as scripts see it (floats: scripts do maths, not money).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MarketView {
+    /// Best bid for the Up token.
+    pub up_bid: f64,
+    /// Best ask for the Up token.
+    pub up_ask: f64,
+    /// Best bid for the Down token.
+    pub down_bid: f64,
+    /// Best ask for the Down token.
+    pub down_ask: f64,
+    /// Bid size minus ask size over their sum, near the top of the Up book, in `[-1, 1]`.
+    pub imbalance: f64,
+    /// Shares offered near the top of the Up book.
+    pub up_depth: f64,
+    /// Shares offered near the top of the Down book.
+    pub down_depth: f64,
+    /// Fee rate in `fee = shares × rate × p × (1 − p)`.
+    pub fee_rate: f64,
+    /// Price tick.
+    pub tick_size: f64,
+    /// Minimum order, shares.
+    pub min_order_size: f64,
+}
+
+/// The account, as scripts see it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountView {
+    /// Cash plus open positions at cost.
+    pub equity: f64,
+    /// Cash available.
+    pub cash: f64,
+    /// Capital the session started with.
+    pub starting_capital: f64,
+    /// Highest equity seen.
+    pub peak_equity: f64,
+    /// Fall from peak, percent.
+    pub drawdown_pct: f64,
+    /// Consecutive wins up to now.
+    pub win_streak: i64,
+    /// Consecutive losses up to now.
+    pub loss_streak: i64,
+    /// Settled trades.
+    pub trades: i64,
+    /// Winning trades.
+    pub wins: i64,
+    /// Losing trades.
+    pub losses: i64,
+    /// "win", "loss" or "" before the first trade.
+    pub last_result: String,
+}
+
+/// Everything `ctx` can show, owned by the session and shared with scripts through [`Ctx`].
+#[derive(Debug, Default)]
+pub struct CtxState {
+    /// Closed candles known at `now`, oldest first. Only ever appended to.
+    pub candles: Vec<Candle>,
+    /// Indicator series over `candles`, extended on demand.
+    pub indicators: IndicatorCache,
+    /// Decision time, Unix seconds.
+    pub now: i64,
+    /// The window being decided.
+    pub window: Option<Window>,
+    /// The venue's quote.
+    pub market: MarketView,
+    /// The account.
+    pub account: AccountView,
+    /// The strategy's parameters.
+    pub params: Map,
+}
+
+/// The handle scripts receive as `ctx`: cheap to clone, read-only by construction.
+#[derive(Clone, Debug)]
+pub struct Ctx(pub Rc<RefCell<CtxState>>);
+
+impl Ctx {
+    /// A handle over fresh state.
+    pub fn new(state: CtxState) -> Self {
+        Ctx(Rc::new(RefCell::new(state)))
+    }
+
+    fn indicator(&mut self, key: IndicatorKey, ago: INT) -> Result<Dynamic, Box<EvalAltResult>> {
+        let ago = usize::try_from(ago).map_err(|_| format!("`ago` must be ≥ 0, got {ago}"))?;
+        let mut st = self.0.borrow_mut();
+        let CtxState {
+            indicators, candles, ..
+        } = &mut *st;
+        match indicators.reading(key, candles, ago) {
+            Ok(None) => Ok(Dynamic::UNIT),
+            Ok(Some(Reading::Value(v))) => Ok(Dynamic::from_float(v)),
+            Ok(Some(Reading::Macd { macd, signal, hist })) => Ok(map(&[
+                ("macd", macd),
+                ("signal", signal),
+                ("hist", hist),
+            ])),
+            Ok(Some(Reading::Bands {
+                upper,
+                middle,
+                lower,
+            })) => Ok(map(&[("upper", upper), ("middle", middle), ("lower", lower)])),
+            Ok(Some(Reading::Stoch { k, d })) => Ok(map(&[("k", k), ("d", d)])),
+            Err(e) => Err(e.to_string().into()),
+        }
+    }
+}
+
+fn map(pairs: &[(&str, f64)]) -> Dynamic {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        m.insert((*k).into(), Dynamic::from_float(*v));
+    }
+    m.into()
+}
+
+fn period(name: &str, n: INT) -> Result<u32, Box<EvalAltResult>> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| format!("{name}: period must be between 1 and 10000, got {n}").into())
+}
+
+fn candle_map(c: &Candle) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("t".into(), Dynamic::from_int(c.open_time));
+    m.insert("o".into(), Dynamic::from_float(c.open));
+    m.insert("h".into(), Dynamic::from_float(c.high));
+    m.insert("l".into(), Dynamic::from_float(c.low));
+    m.insert("c".into(), Dynamic::from_float(c.close));
+    m.insert("v".into(), Dynamic::from_float(c.volume));
+    m.into()
+}
+
+fn last_n(candles: &[Candle], n: INT) -> Result<&[Candle], Box<EvalAltResult>> {
+    let n = usize::try_from(n).map_err(|_| format!("count must be ≥ 0, got {n}"))?;
+    Ok(&candles[candles.len().saturating_sub(n)..])
+}
+
+/// Register the `Ctx` type, its members, and the decision helpers on `engine`.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Ctx>("Ctx");
+
+    engine.register_get("now", |c: &mut Ctx| c.0.borrow().now as INT);
+    engine.register_get("seconds_to_close", |c: &mut Ctx| {
+        let st = c.0.borrow();
+        st.window.as_ref().map_or(0, |w| w.end - st.now) as INT
+    });
+    engine.register_get("window", |c: &mut Ctx| -> Dynamic {
+        let st = c.0.borrow();
+        let Some(w) = &st.window else {
+            return Dynamic::UNIT;
+        };
+        let mut m = Map::new();
+        m.insert("start".into(), Dynamic::from_int(w.start));
+        m.insert("end".into(), Dynamic::from_int(w.end));
+        m.insert("slug".into(), Dynamic::from(w.slug.clone()));
+        m.insert("index".into(), Dynamic::from_int(w.index as INT));
+        m.into()
+    });
+    engine.register_get("price", |c: &mut Ctx| -> Dynamic {
+        c.0.borrow()
+            .candles
+            .last()
+            .map_or(Dynamic::UNIT, |k| Dynamic::from_float(k.close))
+    });
+    engine.register_get("market", |c: &mut Ctx| -> Dynamic {
+        let m = &c.0.borrow().market;
+        let spread_up = m.up_ask - m.up_bid;
+        let mut out = Map::new();
+        for (k, v) in [
+            ("up_bid", m.up_bid),
+            ("up_ask", m.up_ask),
+            ("up_mid", (m.up_bid + m.up_ask) / 2.0),
+            ("down_bid", m.down_bid),
+            ("down_ask", m.down_ask),
+            ("down_mid", (m.down_bid + m.down_ask) / 2.0),
+            ("spread", spread_up),
+            ("down_spread", m.down_ask - m.down_bid),
+            ("imbalance", m.imbalance),
+            ("up_depth", m.up_depth),
+            ("down_depth", m.down_depth),
+            ("fee_rate", m.fee_rate),
+            ("tick_size", m.tick_size),
+            ("min_order_size", m.min_order_size),
+        ] {
+            out.insert(k.into(), Dynamic::from_float(v));
+        }
+        out.into()
+    });
+    engine.register_get("account", |c: &mut Ctx| -> Dynamic {
+        let a = &c.0.borrow().account;
+        let mut out = Map::new();
+        for (k, v) in [
+            ("equity", a.equity),
+            ("cash", a.cash),
+            ("starting_capital", a.starting_capital),
+            ("peak_equity", a.peak_equity),
+            ("drawdown_pct", a.drawdown_pct),
+        ] {
+            out.insert(k.into(), Dynamic::from_float(v));
+        }
+        for (k, v) in [
+            ("win_streak", a.win_streak),
+            ("loss_streak", a.loss_streak),
+            ("trades", a.trades),
+            ("wins", a.wins),
+            ("losses", a.losses),
+        ] {
+            out.insert(k.into(), Dynamic::from_int(v));
+        }
+        out.insert("last_result".into(), Dynamic::from(a.last_result.clone()));
+        out.into()
+    });
+    engine.register_get("params", |c: &mut Ctx| -> Dynamic {
+        c.0.borrow().params.clone().into()
+    });
+    engine.register_fn("param", |c: &mut Ctx, name: ImmutableString, default: Dynamic| {
+        c.0.borrow()
+            .params
+            .get(name.as_str())
+            .cloned()
+            .unwrap_or(default)
+    });
+
+    engine.register_fn("candles", |c: &mut Ctx, n: INT| -> Result<Array, Box<EvalAltResult>> {
+        let st = c.0.borrow();
+        Ok(last_n(&st.candles, n)?.iter().map(candle_map).collect())
+    });
+    engine.register_fn("closes", |c: &mut Ctx, n: INT| -> Result<Array, Box<EvalAltResult>> {
+        let st = c.0.borrow();
+        Ok(last_n(&st.candles, n)?
+            .iter()
+            .map(|k| Dynamic::from_float(k.close))
+            .collect())
+    });
+    engine.register_fn("range_pct", |c: &mut Ctx, minutes: INT| -> Result<Dynamic, Box<EvalAltResult>> {
+        let st = c.0.borrow();
+        Ok(range_pct(&st.candles, minutes)?.map_or(Dynamic::UNIT, Dynamic::from_float))
+    });
+
+    macro_rules! single {
+        ($name:literal, $key:expr) => {
+            engine.register_fn($name, |c: &mut Ctx, n: INT| {
+                let p = period($name, n)?;
+                c.indicator($key(p), 0)
+            });
+            engine.register_fn($name, |c: &mut Ctx, n: INT, ago: INT| {
+                let p = period($name, n)?;
+                c.indicator($key(p), ago)
+            });
+        };
+    }
+    single!("rsi", IndicatorKey::Rsi);
+    single!("ema", IndicatorKey::Ema);
+    single!("sma", IndicatorKey::Sma);
+    single!("atr", IndicatorKey::Atr);
+    single!("stddev", IndicatorKey::Stddev);
+    single!("roc", IndicatorKey::Roc);
+    single!("mfi", IndicatorKey::Mfi);
+
+    fn macd_key(f: INT, s: INT, g: INT) -> Result<IndicatorKey, Box<EvalAltResult>> {
+        Ok(IndicatorKey::Macd {
+            fast: period("macd fast", f)?,
+            slow: period("macd slow", s)?,
+            signal: period("macd signal", g)?,
+        })
+    }
+    engine.register_fn("macd", |c: &mut Ctx, f: INT, s: INT, g: INT| {
+        c.indicator(macd_key(f, s, g)?, 0)
+    });
+    engine.register_fn("macd", |c: &mut Ctx, f: INT, s: INT, g: INT, ago: INT| {
+        c.indicator(macd_key(f, s, g)?, ago)
+    });
+    fn bb_key(n: INT, k: FLOAT) -> Result<IndicatorKey, Box<EvalAltResult>> {
+        if !(k.is_finite() && k > 0.0 && k <= 100.0) {
+            return Err(format!("bbands: k must be in (0, 100], got {k}").into());
+        }
+        Ok(IndicatorKey::Bbands {
+            period: period("bbands", n)?,
+            k_milli: (k * 1000.0).round() as u32,
+        })
+    }
+    engine.register_fn("bbands", |c: &mut Ctx, n: INT, k: FLOAT| c.indicator(bb_key(n, k)?, 0));
+    engine.register_fn("bbands", |c: &mut Ctx, n: INT, k: FLOAT, ago: INT| {
+        c.indicator(bb_key(n, k)?, ago)
+    });
+    fn stoch_key(k: INT, sk: INT, d: INT) -> Result<IndicatorKey, Box<EvalAltResult>> {
+        Ok(IndicatorKey::Stoch {
+            k: period("stoch k", k)?,
+            slow_k: period("stoch slow_k", sk)?,
+            d: period("stoch d", d)?,
+        })
+    }
+    engine.register_fn("stoch", |c: &mut Ctx, k: INT, sk: INT, d: INT| {
+        c.indicator(stoch_key(k, sk, d)?, 0)
+    });
+    engine.register_fn("stoch", |c: &mut Ctx, k: INT, sk: INT, d: INT, ago: INT| {
+        c.indicator(stoch_key(k, sk, d)?, ago)
+    });
+    engine.register_fn("obv", |c: &mut Ctx| c.indicator(IndicatorKey::Obv, 0));
+    engine.register_fn("obv", |c: &mut Ctx, ago: INT| c.indicator(IndicatorKey::Obv, ago));
+
+    // Decision helpers. Confidence accepts ints too so `up(1, "sure")` is not a type error.
+    engine.register_fn("up", |conf: FLOAT, reason: ImmutableString| decision("up", conf, reason));
+    engine.register_fn("up", |conf: INT, reason: ImmutableString| decision("up", conf as FLOAT, reason));
+    engine.register_fn("down", |conf: FLOAT, reason: ImmutableString| decision("down", conf, reason));
+    engine.register_fn("down", |conf: INT, reason: ImmutableString| {
+        decision("down", conf as FLOAT, reason)
+    });
+    engine.register_fn("skip", |reason: ImmutableString| decision("skip", 0.0, reason));
+}
+
+fn decision(side: &str, confidence: FLOAT, reason: ImmutableString) -> Map {
+    let mut m = Map::new();
+    m.insert("side".into(), Dynamic::from(side.to_string()));
+    m.insert("confidence".into(), Dynamic::from_float(confidence));
+    m.insert("reason".into(), Dynamic::from(reason));
+    m
+}
+
+/// High–low range of the last `minutes` candles as a percentage of the last close, or
+/// `None` without enough candles.
+pub fn range_pct(candles: &[Candle], minutes: INT) -> Result<Option<f64>, Box<EvalAltResult>> {
+    let n = usize::try_from(minutes)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("range_pct: minutes must be ≥ 1, got {minutes}"))?;
+    if candles.len() < n {
+        return Ok(None);
+    }
+    let tail = &candles[candles.len() - n..];
+    let hi = tail.iter().map(|c| c.high).fold(f64::MIN, f64::max);
+    let lo = tail.iter().map(|c| c.low).fold(f64::MAX, f64::min);
+    let last = tail[n - 1].close;
+    Ok(Some((hi - lo) / last * 100.0))
+}

@@ -1,0 +1,40 @@
+//! Strategy scripts: the Rhai host that turns a `.rhai` file into decisions and stakes.
+//!
+//! The session calls a [`Strategy`] once per window; the Rhai implementation compiles the
+//! file once, runs its top level once, then calls `predict(ctx)` and the optional
+//! `size(ctx, decision)`. Scripts return intents only: they never see the venue, the ledger
+//! or the risk limits, and a failing call costs its window, never the run.
+//!
+//! - [`sandbox`]: every engine limit and capability, in one place.
+//! - [`ctx`]: the read-only, lazy `ctx` the script decides from.
+//! - [`decision`]: strict checking of what the script returned.
+//! - [`host`]: loading, calling, failure classification and script memory.
+
+pub mod ctx;
+pub mod decision;
+pub mod host;
+pub mod sandbox;
+
+pub use ctx::{AccountView, Ctx, CtxState, MarketView};
+pub use host::{CallFailure, FailureKind, ScriptError, ScriptStrategy};
+
+use crate::domain::{Decision, StakeAsk};
+
+/// A source of decisions: what the session needs from a strategy, whatever it is written in.
+///
+/// The boundary is a trait so that a native Rust strategy (for benchmarks) runs through the
+/// same session loop as a script.
+pub trait Strategy {
+    /// Short name for logs, e.g. the file stem.
+    fn name(&self) -> &str;
+    /// Content hash of the version in use, journaled with every decision.
+    fn content_hash(&self) -> &str;
+    /// The decision for the window in `ctx`.
+    fn predict(&mut self, ctx: &Ctx) -> Result<Decision, CallFailure>;
+    /// The stake for a decided side; `Ok(None)` means "use the configured default".
+    fn size(&mut self, ctx: &Ctx, decision: &Decision) -> Result<Option<StakeAsk>, CallFailure>;
+    /// The strategy's own memory, serialised for the ledger (`None` if it keeps none).
+    fn memory_json(&self) -> Option<String>;
+    /// Restore memory saved by [`Strategy::memory_json`] (on resume).
+    fn restore_memory(&mut self, json: &str) -> Result<(), String>;
+}

@@ -1,0 +1,162 @@
+//! Every sandbox setting of the Rhai engine, made in one place.
+//!
+//! A strategy script gets pure computation and the read-only `ctx`, nothing else: no files,
+//! no network, no environment, no clock but `ctx.now`, no `eval`, and `import` resolves only
+//! modules inside the strategies folder. Each resource limit comes from `[sandbox]` in the
+//! config, which bounds them so the sandbox cannot be configured away. Production, `validate`
+//! and tests all build their engines here, so what is tested is what runs.
+
+use crate::config::SandboxConfig;
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Dynamic, Engine, EvalAltResult, Module, ModuleResolver, Position, Shared};
+use std::cell::{Cell, RefCell};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Lines a script logged during one call, drained by the host after the call.
+///
+/// Owned jointly (via `Rc`) by the engine's `log`/`print` callbacks and the host; it exists
+/// so script output is tagged with the script's name and capped per call instead of flooding.
+#[derive(Debug, Default)]
+pub struct LogBuffer {
+    /// Lines kept this call.
+    pub lines: Vec<String>,
+    /// Lines dropped this call because the cap was reached.
+    pub dropped: usize,
+    /// Cap per call.
+    pub cap: usize,
+}
+
+/// The per-call wall-clock deadline, armed by the host before each call.
+///
+/// Shared with the engine's progress callback, which polls it every few hundred operations:
+/// the operation budget bounds work, this bounds time (a host function could be slow).
+#[derive(Clone, Debug, Default)]
+pub struct Deadline(Rc<Cell<Option<Instant>>>);
+
+impl Deadline {
+    /// Start the clock for one call.
+    pub fn arm(&self, budget: Duration) {
+        self.0.set(Some(Instant::now() + budget));
+    }
+    /// Stop the clock.
+    pub fn disarm(&self) {
+        self.0.set(None);
+    }
+    fn expired(&self) -> bool {
+        matches!(self.0.get(), Some(t) if Instant::now() >= t)
+    }
+}
+
+/// Marker value the progress callback returns when the deadline passes, so the host can
+/// tell a timeout from other terminations.
+pub const DEADLINE_TOKEN: &str = "updown:deadline";
+
+/// Build a sandboxed engine for scripts living under `strategies_root`.
+pub fn new_engine(
+    limits: &SandboxConfig,
+    strategies_root: &Path,
+    logs: Rc<RefCell<LogBuffer>>,
+    deadline: Deadline,
+) -> Engine {
+    let mut engine = Engine::new();
+
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_depth);
+    engine.set_max_expr_depths(limits.max_expr_depth, limits.max_function_expr_depth);
+    engine.set_max_string_size(limits.max_string_size);
+    engine.set_max_array_size(limits.max_array_size);
+    engine.set_max_map_size(limits.max_map_size);
+    engine.set_max_modules(limits.max_modules);
+    engine.set_max_variables(1_000);
+    engine.set_max_functions(1_000);
+
+    // Typos in variable names and map keys are errors, not silent `()`.
+    engine.set_strict_variables(true);
+    engine.set_fail_on_invalid_map_property(true);
+    engine.disable_symbol("eval");
+
+    engine.on_progress(move |ops| {
+        if ops % 256 == 0 && deadline.expired() {
+            Some(Dynamic::from(DEADLINE_TOKEN))
+        } else {
+            None
+        }
+    });
+
+    let print_logs = logs.clone();
+    engine.on_print(move |s| push_log(&print_logs, s));
+    let debug_logs = logs.clone();
+    engine.on_debug(move |s, _, _| push_log(&debug_logs, s));
+    engine.register_fn("log", move |s: &str| push_log(&logs, s));
+
+    engine.set_module_resolver(ConfinedResolver::new(strategies_root));
+    engine
+}
+
+fn push_log(logs: &Rc<RefCell<LogBuffer>>, line: &str) {
+    let mut buf = logs.borrow_mut();
+    if buf.lines.len() < buf.cap {
+        buf.lines.push(line.to_string());
+    } else {
+        buf.dropped += 1;
+    }
+}
+
+/// Resolves `import "name"` to `<strategies>/name.rhai`, and nowhere else.
+///
+/// Absolute paths and `..` are refused before the file system is touched, and the resolved
+/// file is canonicalised so a symlink cannot lead outside the folder either.
+pub struct ConfinedResolver {
+    root: PathBuf,
+    inner: FileModuleResolver,
+}
+
+impl ConfinedResolver {
+    /// A resolver confined to `root`.
+    pub fn new(root: &Path) -> Self {
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        ConfinedResolver {
+            inner: FileModuleResolver::new_with_path(&root),
+            root,
+        }
+    }
+
+    fn check(&self, path: &str, pos: Position) -> Result<(), Box<EvalAltResult>> {
+        let refuse = |why: &str| -> Box<EvalAltResult> {
+            EvalAltResult::ErrorInModule(
+                path.to_string(),
+                format!("import {path:?} refused: {why}; modules must live in the strategies folder").into(),
+                pos,
+            )
+            .into()
+        };
+        let p = Path::new(path);
+        if p.is_absolute()
+            || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(refuse("absolute paths and `..` are not allowed"));
+        }
+        let file = self.root.join(p).with_extension("rhai");
+        match file.canonicalize() {
+            Ok(real) if real.starts_with(&self.root) => Ok(()),
+            Ok(_) => Err(refuse("it resolves outside the strategies folder")),
+            Err(_) => Err(refuse(&format!("no such module {}", file.display()))),
+        }
+    }
+}
+
+impl ModuleResolver for ConfinedResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        self.check(path, pos)?;
+        // Always resolve against the root, never relative to the importing file.
+        self.inner.resolve(engine, None, path, pos)
+    }
+}

@@ -1,0 +1,456 @@
+//! The session loop: one window after another, from candles to settled trades.
+//!
+//! For each window the loop advances the clock to the decision time, lets the feed deliver
+//! the candles closed by then (through the anomaly filter) into the script's `ctx`, asks the
+//! strategy, passes any entry through the risk gate, executes an approved stake on the
+//! venue, and settles positions when their window ends. Every step is committed to the
+//! ledger before it is journaled, so a kill at any point loses nothing and a restart of the
+//! same run resumes where it stopped. Replay, paper and live differ only in the [`Clock`],
+//! [`Feed`] and [`Venue`] given to [`Engine`]; there is no replay-only path.
+
+pub mod clock;
+pub mod replay;
+
+pub use clock::{Clock, SimulatedClock};
+pub use replay::{ReplaySpec, run_replay};
+
+use crate::config::Config;
+use crate::domain::{Decision, StakeAsk, Window};
+use crate::feed::{AnomalyFilter, Candle, Feed};
+use crate::ledger::journal::Journals;
+use crate::ledger::records::{PredictionRecord, TradeRecord};
+use crate::ledger::{Account, Halt, Ledger, LedgerError, OpenPosition, SessionRow};
+use crate::risk::{DataHealth, GateInput, HaltReason, RiskGate, SideQuote, Verdict};
+use crate::script::{Ctx, MarketView, Strategy};
+use crate::venue::{Quote, Venue, VenueError};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use std::sync::atomic::AtomicBool;
+
+/// Why a session could not go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The ledger failed; nothing after the last committed step happened.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A journal could not be written (the ledger still has everything).
+    #[error(transparent)]
+    Journal(#[from] crate::ledger::journal::JournalError),
+    /// Setting up the run failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How a session loop ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ending {
+    /// Every window was decided and settled.
+    Complete,
+    /// A halt latched; trading stopped.
+    Halted(Halt),
+    /// SIGINT/SIGTERM: the current step finished and state was saved.
+    Interrupted,
+}
+
+/// The parts of one running session, wired together. Generic over the boundaries so that
+/// replay and live share this loop.
+pub struct Engine<'a, C: Clock, F: Feed, V: Venue> {
+    /// Settings.
+    pub config: &'a Config,
+    /// The strategy.
+    pub strategy: &'a mut dyn Strategy,
+    /// Session time.
+    pub clock: C,
+    /// Candle source.
+    pub feed: F,
+    /// Market.
+    pub venue: V,
+    /// Risk gate.
+    pub gate: RiskGate,
+    /// What scripts see.
+    pub ctx: Ctx,
+    /// Anomaly filter between feed and ctx.
+    pub filter: AnomalyFilter,
+    /// Durable record.
+    pub ledger: &'a mut Ledger,
+    /// Journals.
+    pub journals: Journals,
+    /// The session row (account, next window).
+    pub session: SessionRow,
+    /// All windows of the session.
+    pub windows: Vec<Window>,
+    /// Baseline standard deviation for the volatility breaker.
+    pub stddev_baseline: Option<f64>,
+    /// Hash of the configuration, journaled.
+    pub config_hash: String,
+    /// Unsettled positions.
+    pub open: Vec<OpenPosition>,
+}
+
+impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
+    /// Run the remaining windows.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<Ending, SessionError> {
+        let lead = self.config.session.decision_lead_secs;
+        let start = self.session.next_index as usize;
+        for idx in start..self.windows.len() {
+            let window = self.windows[idx].clone();
+            let t = window.start - lead;
+            if !self.settle_due(t, stop)? {
+                return Ok(Ending::Interrupted);
+            }
+            if let Some(h) = self.ledger.halt()? {
+                return Ok(Ending::Halted(h));
+            }
+            if !self.clock.wait_until(t, stop) {
+                return Ok(Ending::Interrupted);
+            }
+            self.advance_feed(t);
+            self.decide(&window, t)?;
+            self.journals.window_done()?;
+            if let Some(h) = self.ledger.halt()? {
+                self.journals.flush()?;
+                return Ok(Ending::Halted(h));
+            }
+        }
+        if !self.settle_due(i64::MAX, stop)? {
+            return Ok(Ending::Interrupted);
+        }
+        self.journals.flush()?;
+        if let Some(h) = self.ledger.halt()? {
+            return Ok(Ending::Halted(h));
+        }
+        Ok(Ending::Complete)
+    }
+
+    fn advance_feed(&mut self, t: i64) {
+        let mut st = self.ctx.0.borrow_mut();
+        let filter = &mut self.filter;
+        self.feed.deliver_until(t, &mut |c: Candle| {
+            if filter.accept(&c) {
+                st.candles.push(c);
+            } else {
+                tracing::warn!(open_time = c.open_time, close = c.close, "price anomaly rejected");
+            }
+        });
+    }
+
+    /// Settle every open position whose window has ended by `t` (all of them for `i64::MAX`).
+    fn settle_due(&mut self, t: i64, stop: &AtomicBool) -> Result<bool, SessionError> {
+        while let Some(pos) = self.open.first().cloned() {
+            let window = self.windows[pos.window_index as usize].clone();
+            if window.end > t {
+                break;
+            }
+            if !self.clock.wait_until(window.end, stop) {
+                return Ok(false);
+            }
+            self.advance_feed(window.end);
+            self.settle(&pos, &window)?;
+            self.open.remove(0);
+        }
+        Ok(true)
+    }
+
+    fn settle(&mut self, pos: &OpenPosition, window: &Window) -> Result<(), SessionError> {
+        let resolution = {
+            let st = self.ctx.0.borrow();
+            self.venue.resolve(window, &st.candles)
+        };
+        let account = &mut self.session.account;
+        let fill = &pos.fill;
+        let (outcome, won, pnl, settled_by) = match resolution {
+            Ok(Some(r)) => {
+                let won = r.outcome == fill.side;
+                let pnl = account.settle(fill, won, window.end);
+                (Some(r.outcome.as_str().to_string()), Some(won), pnl, r.settled_by.code().to_string())
+            }
+            // The window's candles are missing (or were rejected as anomalies): nobody can say
+            // who won, so the stake is refunded rather than guessed.
+            Ok(None) | Err(VenueError::Unavailable(_)) | Err(VenueError::Rejected(_)) => {
+                account.open_cost -= fill.stake;
+                account.cash += fill.stake;
+                (None, None, Decimal::ZERO, "void_no_data".to_string())
+            }
+        };
+        let equity = account.equity();
+        let halt = self
+            .gate
+            .halt_after(equity, account.day_pnl)
+            .map(|(reason, detail)| Halt {
+                reason: reason.code().into(),
+                detail,
+                at: window.end,
+            });
+        let record = TradeRecord {
+            interval_start: window.start,
+            slug: window.slug.clone(),
+            side: fill.side.as_str().into(),
+            stake: fill.stake,
+            price: fill.price,
+            shares: fill.shares,
+            fee: fill.fee,
+            outcome,
+            won,
+            pnl,
+            equity_after: equity,
+            win_streak: account.win_streak,
+            settled_by,
+        };
+        let line = json_line(&record)?;
+        let eq = equity.to_string();
+        self.ledger.record_settlement(
+            self.session.id,
+            window.start,
+            &line,
+            &self.session.account,
+            (window.end, &eq),
+            halt.as_ref(),
+        )?;
+        self.journals.trade(&line)?;
+        self.journals.equity(window.end, &eq)?;
+        tracing::info!(
+            window = %window.slug, side = %fill.side, won = ?won, pnl = %pnl, equity = %equity,
+            "settled"
+        );
+        if let Some(h) = &halt {
+            tracing::warn!(reason = %h.reason, "trading halted: {}", h.detail);
+        }
+        Ok(())
+    }
+
+    fn decide(&mut self, window: &Window, t: i64) -> Result<(), SessionError> {
+        let mut record = PredictionRecord {
+            interval_start: window.start,
+            slug: window.slug.clone(),
+            decision_time: t,
+            side: "skip".into(),
+            confidence: 0.0,
+            prob: None,
+            reason: String::new(),
+            features: serde_json::Map::new(),
+            stake_asked: None,
+            stake_approved: None,
+            verdict: "skipped".into(),
+            reason_code: None,
+            detail: None,
+            script_hash: self.strategy.content_hash().to_string(),
+            config_hash: self.config_hash.clone(),
+        };
+        let mut fill = None;
+        let mut halt = None;
+
+        if !self.feed.covers(window.start, window.end) {
+            record.reason_code = Some("data_gap".into());
+            record.detail = Some("the recorded data has no complete candles for this window; not guessed".into());
+        } else {
+            let quote = self.venue.quote(window);
+            match quote {
+                Err(e) => {
+                    record.reason_code = Some("no_quote".into());
+                    record.detail = Some(e.to_string());
+                }
+                Ok(quote) => {
+                    self.prepare_ctx(window, t, &quote);
+                    match self.ask_strategy() {
+                        Err(failure) => {
+                            record.reason = failure.message.clone();
+                            record.reason_code = Some(failure.kind.code().into());
+                            halt = self.count_failure(t);
+                        }
+                        Ok((decision, stake_ask)) => {
+                            record.side = decision.side.map_or("skip", |s| s.as_str()).into();
+                            record.confidence = decision.confidence;
+                            record.prob = decision.prob;
+                            record.reason = decision.reason.clone();
+                            record.features = decision.features.clone();
+                            if let Some(ask) = stake_ask {
+                                record.stake_asked = Some(match &ask {
+                                    StakeAsk::Usd(x) => format!("{x}"),
+                                    StakeAsk::Invalid(t) => format!("<{t}>"),
+                                });
+                                if matches!(&ask, StakeAsk::Usd(x) if !x.is_finite() || *x < 0.0)
+                                    || matches!(ask, StakeAsk::Invalid(_))
+                                {
+                                    halt = self.count_failure(t);
+                                } else {
+                                    self.session.account.consecutive_script_failures = 0;
+                                }
+                                fill = self.gate_and_execute(window, t, &decision, ask, &quote, &mut record);
+                            } else {
+                                self.session.account.consecutive_script_failures = 0;
+                                record.reason_code = Some("script_skip".into());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        let line = json_line(&record)?;
+        let memory = self.strategy.memory_json();
+        self.ledger.record_decision(
+            self.session.id,
+            window.start,
+            window.index,
+            &line,
+            fill.as_ref(),
+            &self.session.account,
+            memory.as_deref(),
+            halt.as_ref(),
+        )?;
+        self.session.next_index = window.index + 1;
+        self.journals.prediction(&line)?;
+        if let Some(f) = fill {
+            self.open.push(OpenPosition {
+                window_index: window.index,
+                fill: f,
+            });
+        }
+        tracing::info!(
+            window = %window.slug, side = %record.side, verdict = %record.verdict,
+            code = record.reason_code.as_deref().unwrap_or("-"), "{}", record.reason
+        );
+        if let Some(h) = &halt {
+            tracing::warn!(reason = %h.reason, "trading halted: {}", h.detail);
+        }
+        Ok(())
+    }
+
+    /// Count a script failure; returns the halt to latch when the limit is reached.
+    fn count_failure(&mut self, t: i64) -> Option<Halt> {
+        let a = &mut self.session.account;
+        a.consecutive_script_failures += 1;
+        let limit = self.config.risk.max_consecutive_script_failures;
+        (a.consecutive_script_failures >= limit).then(|| Halt {
+            reason: HaltReason::ScriptFailures.code().into(),
+            detail: format!("{} consecutive script failures (risk.max_consecutive_script_failures = {limit})", a.consecutive_script_failures),
+            at: t,
+        })
+    }
+
+    fn prepare_ctx(&mut self, window: &Window, t: i64, quote: &Quote) {
+        let f = |d: Decimal| d.to_f64().unwrap_or(0.0);
+        let up_bid_depth = f(quote.up.bid_depth);
+        let up_ask_depth = f(quote.up.ask_depth);
+        let imbalance = if up_bid_depth + up_ask_depth > 0.0 {
+            (up_bid_depth - up_ask_depth) / (up_bid_depth + up_ask_depth)
+        } else {
+            0.0
+        };
+        let mut st = self.ctx.0.borrow_mut();
+        st.now = t;
+        st.window = Some(window.clone());
+        st.market = MarketView {
+            up_bid: f(quote.up.bid),
+            up_ask: f(quote.up.ask),
+            down_bid: f(quote.down.bid),
+            down_ask: f(quote.down.ask),
+            imbalance,
+            up_depth: up_ask_depth,
+            down_depth: f(quote.down.ask_depth),
+            fee_rate: f(quote.fee_rate),
+            tick_size: f(quote.tick_size),
+            min_order_size: f(quote.min_order_shares),
+        };
+        st.account = self.session.account.view();
+    }
+
+    fn ask_strategy(&mut self) -> Result<(Decision, Option<StakeAsk>), crate::script::CallFailure> {
+        let decision = self.strategy.predict(&self.ctx)?;
+        if decision.side.is_none() {
+            return Ok((decision, None));
+        }
+        let ask = match self.strategy.size(&self.ctx, &decision)? {
+            Some(ask) => ask,
+            None => StakeAsk::Usd(self.config.strategy.default_stake.to_f64().unwrap_or(0.0)),
+        };
+        Ok((decision, Some(ask)))
+    }
+
+    fn data_health(&self, t: i64) -> DataHealth {
+        let st = self.ctx.0.borrow();
+        let candles = &st.candles;
+        let r = &self.config.risk;
+        DataHealth {
+            price_age_secs: candles.last().map(|c| t - c.close_time()),
+            range_pct: crate::script::ctx::range_pct(candles, i64::from(r.vol_range_minutes)).ok().flatten(),
+            stddev: stddev_of_closes(candles, r.stddev_window as usize),
+            stddev_baseline: self.stddev_baseline,
+        }
+    }
+
+    fn gate_and_execute(
+        &mut self,
+        window: &Window,
+        t: i64,
+        decision: &Decision,
+        ask: StakeAsk,
+        quote: &Quote,
+        record: &mut PredictionRecord,
+    ) -> Option<crate::venue::Fill> {
+        let side = decision.side?;
+        let book = quote.side(side);
+        let input = GateInput {
+            side,
+            ask,
+            quote: SideQuote {
+                ask: book.ask,
+                bid: book.bid,
+                min_order_shares: quote.min_order_shares,
+            },
+            equity: self.session.account.equity(),
+            cash: self.session.account.cash,
+            open_positions: self.open.len(),
+            allow_overlap: self.config.session.allow_overlap,
+            halted: false,
+            data: self.data_health(t),
+            seconds_to_close: window.end - t,
+        };
+        match self.gate.check(&input) {
+            Verdict::Refused(r) => {
+                record.verdict = "refused".into();
+                record.reason_code = Some(r.code.code().into());
+                record.detail = Some(r.detail);
+                None
+            }
+            Verdict::Approved(stake) => match self.venue.execute(window, &stake, quote) {
+                Ok(fill) => {
+                    record.verdict = "approved".into();
+                    record.stake_approved = Some(stake.usd());
+                    if !stake.adjustments().is_empty() {
+                        record.detail = Some(stake.adjustments().join(","));
+                    }
+                    self.session.account.open(&fill);
+                    Some(fill)
+                }
+                Err(e) => {
+                    record.verdict = "refused".into();
+                    record.reason_code = Some("execution_failed".into());
+                    record.detail = Some(e.to_string());
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// Population standard deviation of the last `n` closes.
+pub fn stddev_of_closes(candles: &[Candle], n: usize) -> Option<f64> {
+    if n < 2 || candles.len() < n {
+        return None;
+    }
+    let tail = &candles[candles.len() - n..];
+    let mean = tail.iter().map(|c| c.close).sum::<f64>() / n as f64;
+    let var = tail.iter().map(|c| (c.close - mean).powi(2)).sum::<f64>() / n as f64;
+    Some(var.sqrt())
+}
+
+fn json_line<T: serde::Serialize>(value: &T) -> Result<String, SessionError> {
+    serde_json::to_string(value).map_err(|e| SessionError::Setup(format!("cannot serialise a journal record: {e}")))
+}
+
+/// A fresh account for a session.
+pub fn new_account(config: &Config) -> Account {
+    Account::new(config.account.starting_capital)
+}

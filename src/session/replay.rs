@@ -1,0 +1,298 @@
+//! Setting up a replay session: recorded candles, a simulated clock and the replay venue,
+//! wired into the shared [`Engine`], with resume of an interrupted run.
+//!
+//! A run is identified by its strategy file, data file, configuration, parameters and
+//! window count. Starting the same run again resumes it if it was interrupted, and reprints
+//! its result if it finished; `fresh` starts it over (the old session stays in the ledger).
+
+use super::{Ending, Engine, SessionError, SimulatedClock, new_account, stddev_of_closes};
+use crate::config::Config;
+use crate::domain::Window;
+use crate::feed::{AnomalyFilter, ReplayFeed, load_csv, recorded::describe_gaps};
+use crate::indicators::IndicatorCache;
+use crate::ledger::journal::Journals;
+use crate::ledger::records::{PredictionRecord, TradeRecord};
+use crate::ledger::{LEDGER_FILE, Ledger, SessionStatus};
+use crate::report::Summary;
+use crate::risk::RiskGate;
+use crate::script::{Ctx, CtxState, ScriptStrategy, Strategy};
+use crate::venue::ReplayVenue;
+use rhai::{Dynamic, Map};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+/// What to replay.
+#[derive(Clone, Debug)]
+pub struct ReplaySpec {
+    /// The strategy script.
+    pub strategy: PathBuf,
+    /// Recorded 1m candles.
+    pub data: PathBuf,
+    /// Settings (already validated).
+    pub config: Config,
+    /// `--param` overrides on top of `[params.<stem>]`.
+    pub overrides: toml::Table,
+    /// Windows to run (default: `session.intervals`).
+    pub intervals: Option<u32>,
+    /// Pace: x times real time; `None` as fast as possible.
+    pub speed: Option<f64>,
+    /// Output folder (default: `session.out_dir`).
+    pub out_dir: Option<PathBuf>,
+    /// Start over even if the same run exists in the ledger.
+    pub fresh: bool,
+}
+
+/// How a replay run went, for the CLI to print.
+#[derive(Clone, Debug)]
+pub struct ReplayOutcome {
+    /// How the loop ended; `None` when the run had already finished before and was only
+    /// reported.
+    pub ending: Option<Ending>,
+    /// The window index the run resumed at, if it resumed.
+    pub resumed_at: Option<u32>,
+    /// The summary, from the ledger's records.
+    pub summary: Summary,
+    /// Windows in the session.
+    pub windows: usize,
+    /// First window's slug.
+    pub first_slug: String,
+    /// Gaps in the data, for people.
+    pub gaps: String,
+    /// Candles the anomaly filter rejected.
+    pub anomalies: u64,
+    /// Where the output went.
+    pub out_dir: PathBuf,
+    /// The strategy's content hash.
+    pub script_hash: String,
+}
+
+/// Run (or resume) a replay session.
+pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome, SessionError> {
+    let config = &spec.config;
+    let out_dir = spec.out_dir.clone().unwrap_or_else(|| config.session.out_dir.clone());
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| SessionError::Setup(format!("cannot create output folder {}: {e}", out_dir.display())))?;
+
+    let recorded = load_csv(&spec.data).map_err(|e| SessionError::Setup(e.to_string()))?;
+    let gaps = describe_gaps(&recorded.gaps);
+    let interval = config.session.interval_secs;
+    let lead = config.session.decision_lead_secs;
+    let warmup = config.session.warmup_candles.max(1);
+    let candles = &recorded.candles;
+    if candles.len() <= warmup {
+        return Err(SessionError::Setup(format!(
+            "{}: {} candles is not enough for a warm-up of {warmup} (session.warmup_candles) plus one window",
+            spec.data.display(),
+            candles.len()
+        )));
+    }
+    let first_start = Window::first_start_at_or_after(candles[warmup - 1].close_time() + lead, interval);
+    let data_end = candles[candles.len() - 1].close_time();
+    let available = ((data_end - first_start) / interval).max(0) as u32;
+    let wanted = spec.intervals.unwrap_or(config.session.intervals);
+    let count = wanted.min(available);
+    if count == 0 {
+        return Err(SessionError::Setup(format!(
+            "{}: no complete {interval}s window after the warm-up of {warmup} candles",
+            spec.data.display()
+        )));
+    }
+    if count < wanted {
+        tracing::warn!("the data holds only {count} windows after the warm-up; running {count} of {wanted}");
+    }
+    let windows: Vec<Window> = (0..count)
+        .map(|i| Window::new(first_start + i64::from(i) * interval, interval, i))
+        .collect();
+    let baseline = stddev_baseline(candles, first_start - lead, warmup, config.risk.stddev_window as usize);
+
+    let mut strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox).map_err(|e| SessionError::Setup(e.to_string()))?;
+    let params = strategy_params(config, &spec.strategy, &spec.overrides);
+    let run_key = run_key(spec, config, count);
+
+    let mut ledger = Ledger::open(&out_dir.join(LEDGER_FILE))?;
+    let existing = ledger.find_session(&run_key)?;
+    let label = format!("{} on {}", spec.strategy.display(), spec.data.display());
+
+    let flush = config.session.journal_flush_windows;
+    let (session, resumed_at) = match existing {
+        Some(row) if !spec.fresh && row.status != SessionStatus::Running => {
+            let summary = summarize(&ledger, row.id, &row.account)?;
+            let (p, t, e) = (ledger.predictions(row.id)?, ledger.trades(row.id)?, ledger.equity(row.id)?);
+            Journals::rebuild(&out_dir, &p, &t, &e, flush)?.flush()?;
+            return Ok(ReplayOutcome {
+                ending: None,
+                resumed_at: None,
+                summary,
+                windows: windows.len(),
+                first_slug: windows[0].slug.clone(),
+                gaps,
+                anomalies: 0,
+                out_dir,
+                script_hash: strategy.content_hash().to_string(),
+            });
+        }
+        Some(row) if !spec.fresh => {
+            let at = row.next_index;
+            (row, Some(at))
+        }
+        _ => {
+            let account = new_account(config);
+            let row = ledger.create_session(&run_key, &label, &account)?;
+            ledger.record_equity(row.id, first_start - lead, &account.equity().to_string())?;
+            (row, None)
+        }
+    };
+    if let Some(h) = ledger.halt()? {
+        return Err(SessionError::Setup(format!(
+            "trading is halted ({}: {}) in {}. Review `updown status --out {}`, then run `updown reset-halt --out {}` to clear it",
+            h.reason,
+            h.detail,
+            ledger.path().display(),
+            out_dir.display(),
+            out_dir.display()
+        )));
+    }
+    if let Some(memory) = &session.memory {
+        strategy
+            .restore_memory(memory)
+            .map_err(|e| SessionError::Setup(format!("{}: {e}", ledger.path().display())))?;
+    }
+    let open = ledger.open_positions(session.id)?;
+    let journals = Journals::rebuild(
+        &out_dir,
+        &ledger.predictions(session.id)?,
+        &ledger.trades(session.id)?,
+        &ledger.equity(session.id)?,
+        flush,
+    )?;
+
+    let ctx = Ctx::new(CtxState {
+        candles: Vec::with_capacity(candles.len()),
+        indicators: IndicatorCache::new(),
+        params,
+        ..CtxState::default()
+    });
+    let starting = session.account.starting_capital;
+    let session_id = session.id;
+    let first_slug = windows[0].slug.clone();
+    let n_windows = windows.len();
+    let script_hash = strategy.content_hash().to_string();
+    let mut engine = Engine {
+        config,
+        strategy: &mut strategy,
+        clock: SimulatedClock::new(spec.speed),
+        feed: ReplayFeed::new(recorded),
+        venue: ReplayVenue::new(&config.replay),
+        gate: RiskGate::new(&config.risk, starting),
+        ctx,
+        filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
+        ledger: &mut ledger,
+        journals,
+        session,
+        windows,
+        stddev_baseline: baseline,
+        config_hash: config.fingerprint(),
+        open,
+    };
+    let ending = engine.run(stop)?;
+    engine.journals.flush()?;
+    let anomalies = engine.filter.rejected;
+    let account = engine.session.account.clone();
+    match &ending {
+        Ending::Complete => ledger.finish_session(session_id, SessionStatus::Complete)?,
+        Ending::Halted(_) => ledger.finish_session(session_id, SessionStatus::Halted)?,
+        Ending::Interrupted => {}
+    }
+    let summary = summarize(&ledger, session_id, &account)?;
+    Ok(ReplayOutcome {
+        ending: Some(ending),
+        resumed_at,
+        summary,
+        windows: n_windows,
+        first_slug,
+        gaps,
+        anomalies,
+        out_dir,
+        script_hash,
+    })
+}
+
+/// Summary of a stored session from its records.
+pub fn summarize(ledger: &Ledger, session: i64, account: &crate::ledger::Account) -> Result<Summary, SessionError> {
+    let parse_err = |what: &str, e: serde_json::Error| {
+        SessionError::Setup(format!("{}: stored {what} record is unreadable: {e}", ledger.path().display()))
+    };
+    let predictions = ledger
+        .predictions(session)?
+        .iter()
+        .map(|l| serde_json::from_str::<PredictionRecord>(l).map_err(|e| parse_err("prediction", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let trades = ledger
+        .trades(session)?
+        .iter()
+        .map(|l| serde_json::from_str::<TradeRecord>(l).map_err(|e| parse_err("trade", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Summary::from_records(account.starting_capital, &predictions, &trades))
+}
+
+/// Mean of the rolling standard deviation over the warm-up candles closed by `t`: what
+/// "normal" volatility looked like before the session, so the breaker needs no future data.
+fn stddev_baseline(candles: &[crate::feed::Candle], t: i64, warmup: usize, n: usize) -> Option<f64> {
+    let end = candles.partition_point(|c| c.close_time() <= t);
+    let start = end.saturating_sub(warmup);
+    let slice = &candles[start..end];
+    if slice.len() < n || n < 2 {
+        return None;
+    }
+    let values: Vec<f64> = (n..=slice.len()).filter_map(|k| stddev_of_closes(&slice[..k], n)).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The strategy's parameters: `[params.<file stem>]` from the config, then `--param`s.
+pub fn strategy_params(config: &Config, strategy: &Path, overrides: &toml::Table) -> Map {
+    let stem = strategy.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut map = Map::new();
+    if let Some(table) = config.params.get(&stem) {
+        for (k, v) in table {
+            map.insert(k.as_str().into(), toml_to_dynamic(v));
+        }
+    }
+    for (k, v) in overrides {
+        map.insert(k.as_str().into(), toml_to_dynamic(v));
+    }
+    map
+}
+
+fn toml_to_dynamic(v: &toml::Value) -> Dynamic {
+    match v {
+        toml::Value::Integer(i) => Dynamic::from_int(*i),
+        toml::Value::Float(f) => Dynamic::from_float(*f),
+        toml::Value::Boolean(b) => Dynamic::from_bool(*b),
+        toml::Value::String(s) => Dynamic::from(s.clone()),
+        toml::Value::Datetime(d) => Dynamic::from(d.to_string()),
+        toml::Value::Array(a) => Dynamic::from_array(a.iter().map(toml_to_dynamic).collect()),
+        toml::Value::Table(t) => {
+            let mut m = Map::new();
+            for (k, v) in t {
+                m.insert(k.as_str().into(), toml_to_dynamic(v));
+            }
+            m.into()
+        }
+    }
+}
+
+fn run_key(spec: &ReplaySpec, config: &Config, count: u32) -> String {
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()).display().to_string();
+    let mut h = Sha256::new();
+    h.update(canon(&spec.strategy));
+    h.update([0]);
+    h.update(canon(&spec.data));
+    h.update([0]);
+    h.update(config.fingerprint());
+    h.update([0]);
+    h.update(format!("{:?}", spec.overrides));
+    h.update([0]);
+    h.update(count.to_le_bytes());
+    hex::encode(&h.finalize()[..12])
+}
