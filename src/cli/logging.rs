@@ -13,7 +13,8 @@ pub const LOG_FILE: &str = "updown.log";
 /// `debug` and above to `<out>/updown.log`.
 pub fn init(out_dir: &Path, quiet: bool) -> anyhow::Result<()> {
     use anyhow::Context;
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating output folder {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("creating output folder {}", out_dir.display()))?;
     let path = out_dir.join(LOG_FILE);
     let file = OpenOptions::new()
         .create(true)
@@ -21,7 +22,8 @@ pub fn init(out_dir: &Path, quiet: bool) -> anyhow::Result<()> {
         .open(&path)
         .with_context(|| format!("opening log file {}", path.display()))?;
     let console_default = if quiet { "warn" } else { "info" };
-    let console_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(console_default));
+    let console_filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(console_default));
     let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -34,6 +36,9 @@ pub fn init(out_dir: &Path, quiet: bool) -> anyhow::Result<()> {
         .with_ansi(false)
         .with_filter(EnvFilter::new("debug"));
     // A second init (tests calling twice) is harmless; ignore it.
-    let _ = tracing_subscriber::registry().with(console).with(file_layer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(file_layer)
+        .try_init();
     Ok(())
 }

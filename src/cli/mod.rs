@@ -68,5 +68,8 @@ fn load_config(common: &Common) -> anyhow::Result<updown::config::Config> {
 }
 
 fn out_dir(common: &Common, config: &updown::config::Config) -> PathBuf {
-    common.out.clone().unwrap_or_else(|| config.session.out_dir.clone())
+    common
+        .out
+        .clone()
+        .unwrap_or_else(|| config.session.out_dir.clone())
 }

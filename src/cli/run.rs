@@ -43,7 +43,9 @@ pub struct RunArgs {
 fn parse_speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
-        _ => Err(format!("{s:?} is not a positive number (e.g. 60 for one simulated minute per second)")),
+        _ => Err(format!(
+            "{s:?} is not a positive number (e.g. 60 for one simulated minute per second)"
+        )),
     }
 }
 
@@ -66,7 +68,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         // A second signal while the first is being honoured exits at once.
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
             .context("installing the signal handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the signal handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the signal handler")?;
     }
 
     let spec = ReplaySpec {
@@ -93,8 +96,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     println!();
     match (&outcome.ending, outcome.resumed_at) {
-        (None, _) => println!("This run already finished earlier (pass --fresh to run it again). Its result:"),
-        (Some(Ending::Complete), Some(at)) => println!("Session complete (resumed at window {}).", at + 1),
+        (None, _) => println!(
+            "This run already finished earlier (pass --fresh to run it again). Its result:"
+        ),
+        (Some(Ending::Complete), Some(at)) => {
+            println!("Session complete (resumed at window {}).", at + 1)
+        }
         (Some(Ending::Complete), None) => println!("Session complete."),
         (Some(Ending::Halted(h)), _) => println!(
             "Session HALTED: {} — {}. Trading stays halted until `updown reset-halt --out {}`.",
@@ -102,9 +109,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             h.detail,
             outcome.out_dir.display()
         ),
-        (Some(Ending::Interrupted), _) => println!(
-            "Session interrupted; state saved. Run the same command again to resume."
-        ),
+        (Some(Ending::Interrupted), _) => {
+            println!("Session interrupted; state saved. Run the same command again to resume.")
+        }
     }
     println!(
         "{} windows from {} · script {} · data gaps: {}{}",

@@ -49,7 +49,7 @@ pub enum ConfigError {
 }
 
 /// Everything a session needs to know that is not the strategy itself.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Session shape: interval length, number of windows, timing.
@@ -276,20 +276,6 @@ impl Default for StrategyConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            session: SessionConfig::default(),
-            account: AccountConfig::default(),
-            risk: RiskConfig::default(),
-            replay: ReplayConfig::default(),
-            sandbox: SandboxConfig::default(),
-            strategy: StrategyConfig::default(),
-            params: BTreeMap::new(),
-        }
-    }
-}
-
 impl Config {
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -325,24 +311,69 @@ impl Config {
         v.int("session.intervals", s.intervals, 1, 1_000_000);
         v.int("session.decision_lead_secs", s.decision_lead_secs, 0, 240);
         v.int("session.warmup_candles", s.warmup_candles, 0, 100_000);
-        v.int("session.journal_flush_windows", s.journal_flush_windows, 1, 100_000);
-        v.dec("account.starting_capital", self.account.starting_capital, dec!(1), dec!(100_000_000));
+        v.int(
+            "session.journal_flush_windows",
+            s.journal_flush_windows,
+            1,
+            100_000,
+        );
+        v.dec(
+            "account.starting_capital",
+            self.account.starting_capital,
+            dec!(1),
+            dec!(100_000_000),
+        );
         let r = &self.risk;
         v.dec("risk.max_stake", r.max_stake, dec!(0.01), dec!(1_000_000));
-        v.dec("risk.max_drawdown_pct", r.max_drawdown_pct, dec!(1), dec!(100));
+        v.dec(
+            "risk.max_drawdown_pct",
+            r.max_drawdown_pct,
+            dec!(1),
+            dec!(100),
+        );
         v.int("risk.vol_range_minutes", r.vol_range_minutes, 1, 1440);
         v.float("risk.max_range_pct", r.max_range_pct, 0.01, 100.0);
         v.int("risk.stddev_window", r.stddev_window, 2, 1440);
         v.float("risk.max_stddev_ratio", r.max_stddev_ratio, 0.1, 1000.0);
         v.int("risk.max_price_age_secs", r.max_price_age_secs, 1, 3600);
         v.float("risk.max_price_jump_pct", r.max_price_jump_pct, 0.1, 100.0);
-        v.int("risk.min_seconds_to_close", r.min_seconds_to_close, 0, 86_400);
+        v.int(
+            "risk.min_seconds_to_close",
+            r.min_seconds_to_close,
+            0,
+            86_400,
+        );
         v.dec("risk.max_spread", r.max_spread, dec!(0), dec!(1));
-        v.dec("risk.max_entry_price", r.max_entry_price, dec!(0.01), dec!(0.99));
-        v.int("risk.max_consecutive_script_failures", r.max_consecutive_script_failures, 1, 1000);
-        v.int("risk.max_failed_executions", r.max_failed_executions, 1, 1000);
-        v.int("risk.failed_execution_window_secs", r.failed_execution_window_secs, 1, 86_400);
-        v.dec("risk.daily_loss_limit", r.daily_loss_limit, dec!(0.01), dec!(100_000_000));
+        v.dec(
+            "risk.max_entry_price",
+            r.max_entry_price,
+            dec!(0.01),
+            dec!(0.99),
+        );
+        v.int(
+            "risk.max_consecutive_script_failures",
+            r.max_consecutive_script_failures,
+            1,
+            1000,
+        );
+        v.int(
+            "risk.max_failed_executions",
+            r.max_failed_executions,
+            1,
+            1000,
+        );
+        v.int(
+            "risk.failed_execution_window_secs",
+            r.failed_execution_window_secs,
+            1,
+            86_400,
+        );
+        v.dec(
+            "risk.daily_loss_limit",
+            r.daily_loss_limit,
+            dec!(0.01),
+            dec!(100_000_000),
+        );
         let q = &self.replay;
         v.dec("replay.ask", q.ask, dec!(0.01), dec!(0.99));
         v.dec("replay.bid", q.bid, dec!(0.00), dec!(0.99));
@@ -350,21 +381,56 @@ impl Config {
             v.fail("replay.bid", q.bid, "must not exceed replay.ask");
         }
         v.dec("replay.fee_rate", q.fee_rate, dec!(0), dec!(1));
-        v.dec("replay.min_order_shares", q.min_order_shares, dec!(0), dec!(1_000_000));
+        v.dec(
+            "replay.min_order_shares",
+            q.min_order_shares,
+            dec!(0),
+            dec!(1_000_000),
+        );
         v.dec("replay.tick_size", q.tick_size, dec!(0.0001), dec!(0.1));
         let b = &self.sandbox;
-        v.int("sandbox.max_operations", b.max_operations, 1_000, 100_000_000);
+        v.int(
+            "sandbox.max_operations",
+            b.max_operations,
+            1_000,
+            100_000_000,
+        );
         v.int("sandbox.max_call_depth", b.max_call_depth, 4, 256);
         v.int("sandbox.max_expr_depth", b.max_expr_depth, 8, 1024);
-        v.int("sandbox.max_function_expr_depth", b.max_function_expr_depth, 8, 1024);
-        v.int("sandbox.max_string_size", b.max_string_size, 256, 10_000_000);
+        v.int(
+            "sandbox.max_function_expr_depth",
+            b.max_function_expr_depth,
+            8,
+            1024,
+        );
+        v.int(
+            "sandbox.max_string_size",
+            b.max_string_size,
+            256,
+            10_000_000,
+        );
         v.int("sandbox.max_array_size", b.max_array_size, 64, 10_000_000);
         v.int("sandbox.max_map_size", b.max_map_size, 16, 1_000_000);
         v.int("sandbox.max_modules", b.max_modules, 0, 256);
         v.int("sandbox.call_timeout_ms", b.call_timeout_ms, 1, 10_000);
-        v.int("sandbox.max_memory_bytes", b.max_memory_bytes, 256, 16_777_216);
-        v.int("sandbox.max_log_lines_per_call", b.max_log_lines_per_call, 0, 10_000);
-        v.dec("strategy.default_stake", self.strategy.default_stake, dec!(0), dec!(1_000_000));
+        v.int(
+            "sandbox.max_memory_bytes",
+            b.max_memory_bytes,
+            256,
+            16_777_216,
+        );
+        v.int(
+            "sandbox.max_log_lines_per_call",
+            b.max_log_lines_per_call,
+            0,
+            10_000,
+        );
+        v.dec(
+            "strategy.default_stake",
+            self.strategy.default_stake,
+            dec!(0),
+            dec!(1_000_000),
+        );
         match v.error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -463,25 +529,34 @@ mod tests {
 
     #[test]
     fn unknown_key_is_rejected_with_its_name_and_line() {
-        let err = parse("[risk]\nmax_stake = 10\nmax_stak = 5\n").unwrap_err().to_string();
+        let err = parse("[risk]\nmax_stake = 10\nmax_stak = 5\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_stak"), "{err}");
         assert!(err.contains("line 3"), "{err}");
     }
 
     #[test]
     fn out_of_range_value_names_the_key() {
-        let err = parse("[risk]\nmax_entry_price = 1.5\n").unwrap_err().to_string();
+        let err = parse("[risk]\nmax_entry_price = 1.5\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("risk.max_entry_price"), "{err}");
-        let err = parse("[sandbox]\nmax_operations = 0\n").unwrap_err().to_string();
+        let err = parse("[sandbox]\nmax_operations = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sandbox.max_operations"), "{err}");
-        let err = parse("[session]\ninterval_secs = 330\n").unwrap_err().to_string();
+        let err = parse("[session]\ninterval_secs = 330\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("session.interval_secs"), "{err}");
     }
 
     #[test]
     fn param_overrides_keep_their_types() {
-        let t = parse_param_overrides(&["a=25".into(), "b=0.5".into(), "c=true".into(), "d=x".into()])
-            .unwrap();
+        let t =
+            parse_param_overrides(&["a=25".into(), "b=0.5".into(), "c=true".into(), "d=x".into()])
+                .unwrap();
         assert_eq!(t["a"], toml::Value::Integer(25));
         assert_eq!(t["b"], toml::Value::Float(0.5));
         assert_eq!(t["c"], toml::Value::Boolean(true));

@@ -179,7 +179,10 @@ mod tests {
         assert_eq!((a.win_streak, a.loss_streak), (1, 0));
         a.open(&f);
         assert_eq!(a.settle(&f, false, 60), dec!(-5));
-        assert_eq!((a.win_streak, a.loss_streak, a.trades, a.wins, a.losses), (0, 1, 2, 1, 1));
+        assert_eq!(
+            (a.win_streak, a.loss_streak, a.trades, a.wins, a.losses),
+            (0, 1, 2, 1, 1)
+        );
         assert_eq!(a.peak_equity, dec!(104.7));
         assert_eq!(a.max_drawdown_pct, dec!(4.7755)); // 5 / 104.7
         assert_eq!(a.fees_paid, dec!(0.2));

@@ -49,7 +49,9 @@ impl Journals {
             dir: dir.to_path_buf(),
             source,
         };
-        let create = |name: &str| File::create(dir.join(name)).map(|f| BufWriter::with_capacity(64 * 1024, f));
+        let create = |name: &str| {
+            File::create(dir.join(name)).map(|f| BufWriter::with_capacity(64 * 1024, f))
+        };
         let mut j = Journals {
             dir: dir.to_path_buf(),
             predictions: create(PREDICTIONS).map_err(err)?,

@@ -30,7 +30,9 @@ const SCHEMA_VERSION: &str = "1";
 #[non_exhaustive]
 pub enum LedgerError {
     /// SQLite refused (corrupt file, disk full, locked by another process, ...).
-    #[error("ledger {path}: {source}. If the file is damaged, move it aside (nothing else reads it) or pass --out to use another folder")]
+    #[error(
+        "ledger {path}: {source}. If the file is damaged, move it aside (nothing else reads it) or pass --out to use another folder"
+    )]
     Sql {
         /// The ledger file.
         path: PathBuf,
@@ -149,9 +151,12 @@ impl Ledger {
             source,
         };
         let conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS halt (
@@ -178,7 +183,11 @@ impl Ledger {
         )
         .map_err(sql)?;
         let found: String = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(sql)?;
         if found != SCHEMA_VERSION {
             return Err(LedgerError::Schema {
@@ -215,26 +224,39 @@ impl Ledger {
     /// The latched halt, if any.
     pub fn halt(&self) -> Result<Option<Halt>, LedgerError> {
         self.conn
-            .query_row("SELECT reason, detail, at FROM halt WHERE id = 1", [], |r| {
-                Ok(Halt {
-                    reason: r.get(0)?,
-                    detail: r.get(1)?,
-                    at: r.get(2)?,
-                })
-            })
+            .query_row(
+                "SELECT reason, detail, at FROM halt WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Halt {
+                        reason: r.get(0)?,
+                        detail: r.get(1)?,
+                        at: r.get(2)?,
+                    })
+                },
+            )
             .optional()
             .map_err(|e| self.sql(e))
     }
 
     /// Clear a latched halt; returns whether there was one.
     pub fn clear_halt(&self) -> Result<bool, LedgerError> {
-        let n = self.conn.execute("DELETE FROM halt WHERE id = 1", []).map_err(|e| self.sql(e))?;
+        let n = self
+            .conn
+            .execute("DELETE FROM halt WHERE id = 1", [])
+            .map_err(|e| self.sql(e))?;
         Ok(n > 0)
     }
 
     /// Create a session, abandoning any running one with the same key.
-    pub fn create_session(&mut self, run_key: &str, label: &str, account: &Account) -> Result<SessionRow, LedgerError> {
-        let account_json = serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
+    pub fn create_session(
+        &mut self,
+        run_key: &str,
+        label: &str,
+        account: &Account,
+    ) -> Result<SessionRow, LedgerError> {
+        let account_json =
+            serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
         let tx = self.conn.transaction().map_err(|e| LedgerError::Sql {
             path: self.path.clone(),
             source: e,
@@ -300,9 +322,10 @@ impl Ledger {
         let Some((id, run_key, status, label, next_index, account, memory)) = row else {
             return Ok(None);
         };
-        let status = SessionStatus::parse(&status).ok_or_else(|| self.corrupt(format!("session {id} status"), &status))?;
-        let account: Account =
-            serde_json::from_str(&account).map_err(|e| self.corrupt(format!("session {id} account"), e))?;
+        let status = SessionStatus::parse(&status)
+            .ok_or_else(|| self.corrupt(format!("session {id} status"), &status))?;
+        let account: Account = serde_json::from_str(&account)
+            .map_err(|e| self.corrupt(format!("session {id} account"), e))?;
         Ok(Some(SessionRow {
             id,
             run_key,
@@ -329,13 +352,17 @@ impl Ledger {
         memory: Option<&str>,
         halt: Option<&Halt>,
     ) -> Result<(), LedgerError> {
-        let account_json = serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
+        let account_json =
+            serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
         let fill_json = fill
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| self.corrupt("fill", e))?;
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| LedgerError::Sql { path: path.clone(), source })?;
+        let tx = self.conn.transaction().map_err(|source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        })?;
         let result = (|| {
             tx.execute(
                 "INSERT INTO predictions (session, window_start, line) VALUES (?1, ?2, ?3)",
@@ -353,7 +380,10 @@ impl Ledger {
             )?;
             if let Some(h) = halt {
                 latch(&tx, h)?;
-                tx.execute("UPDATE sessions SET status = 'halted' WHERE id = ?1", params![session])?;
+                tx.execute(
+                    "UPDATE sessions SET status = 'halted' WHERE id = ?1",
+                    params![session],
+                )?;
             }
             tx.commit()
         })();
@@ -371,9 +401,13 @@ impl Ledger {
         equity_point: (i64, &str),
         halt: Option<&Halt>,
     ) -> Result<(), LedgerError> {
-        let account_json = serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
+        let account_json =
+            serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| LedgerError::Sql { path: path.clone(), source })?;
+        let tx = self.conn.transaction().map_err(|source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        })?;
         let result = (|| {
             tx.execute(
                 "INSERT INTO trades (session, window_start, line) VALUES (?1, ?2, ?3)",
@@ -386,14 +420,20 @@ impl Ledger {
             if n != 1 {
                 return Err(rusqlite::Error::StatementChangedRows(n));
             }
-            tx.execute("UPDATE sessions SET account = ?2 WHERE id = ?1", params![session, account_json])?;
+            tx.execute(
+                "UPDATE sessions SET account = ?2 WHERE id = ?1",
+                params![session, account_json],
+            )?;
             tx.execute(
                 "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
                 params![session, equity_point.0, equity_point.1],
             )?;
             if let Some(h) = halt {
                 latch(&tx, h)?;
-                tx.execute("UPDATE sessions SET status = 'halted' WHERE id = ?1", params![session])?;
+                tx.execute(
+                    "UPDATE sessions SET status = 'halted' WHERE id = ?1",
+                    params![session],
+                )?;
             }
             tx.commit()
         })();
@@ -429,12 +469,15 @@ impl Ledger {
             .prepare("SELECT window_index, fill FROM positions WHERE session = ?1 AND settled = 0 ORDER BY window_start")
             .map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map(params![session], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+            .query_map(params![session], |r| {
+                Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
         rows.into_iter()
             .map(|(window_index, json)| {
-                let fill: Fill = serde_json::from_str(&json).map_err(|e| self.corrupt("position", e))?;
+                let fill: Fill =
+                    serde_json::from_str(&json).map_err(|e| self.corrupt("position", e))?;
                 Ok(OpenPosition { window_index, fill })
             })
             .collect()
@@ -442,12 +485,18 @@ impl Ledger {
 
     /// All prediction lines of a session, in window order.
     pub fn predictions(&self, session: i64) -> Result<Vec<String>, LedgerError> {
-        self.lines("SELECT line FROM predictions WHERE session = ?1 ORDER BY window_start", session)
+        self.lines(
+            "SELECT line FROM predictions WHERE session = ?1 ORDER BY window_start",
+            session,
+        )
     }
 
     /// All trade lines of a session, in window order.
     pub fn trades(&self, session: i64) -> Result<Vec<String>, LedgerError> {
-        self.lines("SELECT line FROM trades WHERE session = ?1 ORDER BY window_start", session)
+        self.lines(
+            "SELECT line FROM trades WHERE session = ?1 ORDER BY window_start",
+            session,
+        )
     }
 
     /// The equity curve of a session.
@@ -499,26 +548,60 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LEDGER_FILE);
         let mut l = Ledger::open(&path).unwrap();
-        let s = l.create_session("k", "test", &Account::new(dec!(100))).unwrap();
-        l.record_decision(s.id, 300, 0, "{}", Some(&fill(300)), &Account::new(dec!(95)), None, None)
+        let s = l
+            .create_session("k", "test", &Account::new(dec!(100)))
             .unwrap();
-        assert!(l
-            .record_decision(s.id, 300, 0, "{}", Some(&fill(300)), &Account::new(dec!(95)), None, None)
-            .is_err());
+        l.record_decision(
+            s.id,
+            300,
+            0,
+            "{}",
+            Some(&fill(300)),
+            &Account::new(dec!(95)),
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(
+            l.record_decision(
+                s.id,
+                300,
+                0,
+                "{}",
+                Some(&fill(300)),
+                &Account::new(dec!(95)),
+                None,
+                None
+            )
+            .is_err()
+        );
         assert_eq!(l.open_positions(s.id).unwrap().len(), 1);
         let halt = Halt {
             reason: "max_drawdown".into(),
             detail: "d".into(),
             at: 600,
         };
-        l.record_settlement(s.id, 300, "{}", &Account::new(dec!(60)), (600, "60"), Some(&halt))
-            .unwrap();
+        l.record_settlement(
+            s.id,
+            300,
+            "{}",
+            &Account::new(dec!(60)),
+            (600, "60"),
+            Some(&halt),
+        )
+        .unwrap();
         // Settling the same window again is refused: no trade is recorded twice.
-        assert!(l.record_settlement(s.id, 300, "{}", &Account::new(dec!(60)), (600, "60"), None).is_err());
+        assert!(
+            l.record_settlement(s.id, 300, "{}", &Account::new(dec!(60)), (600, "60"), None)
+                .is_err()
+        );
         drop(l);
 
         let l = Ledger::open(&path).unwrap();
-        assert_eq!(l.halt().unwrap().map(|h| h.reason), Some("max_drawdown".into()));
+        assert_eq!(
+            l.halt().unwrap().map(|h| h.reason),
+            Some("max_drawdown".into())
+        );
         let row = l.find_session("k").unwrap().unwrap();
         assert_eq!(row.status, SessionStatus::Halted);
         assert_eq!(row.next_index, 1);
@@ -532,7 +615,11 @@ mod tests {
     fn a_file_that_is_not_a_ledger_gives_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LEDGER_FILE);
-        std::fs::write(&path, b"this is not sqlite, just some text that fills a page...............").unwrap();
+        std::fs::write(
+            &path,
+            b"this is not sqlite, just some text that fills a page...............",
+        )
+        .unwrap();
         let err = Ledger::open(&path).unwrap_err().to_string();
         assert!(err.contains(LEDGER_FILE), "{err}");
         assert!(err.contains("move it aside"), "{err}");

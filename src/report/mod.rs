@@ -38,7 +38,11 @@ pub struct Summary {
 
 impl Summary {
     /// Summarise a session's records.
-    pub fn from_records(starting_equity: Decimal, predictions: &[PredictionRecord], trades: &[TradeRecord]) -> Summary {
+    pub fn from_records(
+        starting_equity: Decimal,
+        predictions: &[PredictionRecord],
+        trades: &[TradeRecord],
+    ) -> Summary {
         let mut not_traded = BTreeMap::new();
         let mut traded = 0;
         for p in predictions {
@@ -83,7 +87,9 @@ impl fmt::Display for Summary {
             "n/a".into()
         };
         let ret = if self.starting_equity > Decimal::ZERO {
-            ((self.final_equity - self.starting_equity) / self.starting_equity * Decimal::ONE_HUNDRED).round_dp(2)
+            ((self.final_equity - self.starting_equity) / self.starting_equity
+                * Decimal::ONE_HUNDRED)
+                .round_dp(2)
         } else {
             Decimal::ZERO
         };
@@ -94,12 +100,36 @@ impl fmt::Display for Summary {
         for (code, n) in &self.not_traded {
             writeln!(f, "    {code:<22} {n:>4}")?;
         }
-        writeln!(f, "  wins / losses    {:>10}", format!("{} / {}", self.wins, self.losses))?;
+        writeln!(
+            f,
+            "  wins / losses    {:>10}",
+            format!("{} / {}", self.wins, self.losses)
+        )?;
         writeln!(f, "  win rate         {:>10}", win_rate)?;
-        writeln!(f, "  P&L              {:>10}", format!("${}", self.pnl.round_dp(2)))?;
-        writeln!(f, "  fees paid        {:>10}", format!("${}", self.fees.round_dp(2)))?;
-        writeln!(f, "  max drawdown     {:>10}", format!("{}%", self.max_drawdown_pct))?;
-        writeln!(f, "  equity           {:>10}", format!("${} → ${}", self.starting_equity.round_dp(2), self.final_equity.round_dp(2)))?;
+        writeln!(
+            f,
+            "  P&L              {:>10}",
+            format!("${}", self.pnl.round_dp(2))
+        )?;
+        writeln!(
+            f,
+            "  fees paid        {:>10}",
+            format!("${}", self.fees.round_dp(2))
+        )?;
+        writeln!(
+            f,
+            "  max drawdown     {:>10}",
+            format!("{}%", self.max_drawdown_pct)
+        )?;
+        writeln!(
+            f,
+            "  equity           {:>10}",
+            format!(
+                "${} → ${}",
+                self.starting_equity.round_dp(2),
+                self.final_equity.round_dp(2)
+            )
+        )?;
         write!(f, "  return           {:>10}", format!("{ret}%"))
     }
 }

@@ -229,12 +229,18 @@ impl RiskGate {
         let l = &self.limits;
         let refuse = |code, detail: String| Err(Refusal { code, detail });
         if i.halted {
-            return refuse(ReasonCode::Halted, "trading is halted; see `updown status`".into());
+            return refuse(
+                ReasonCode::Halted,
+                "trading is halted; see `updown status`".into(),
+            );
         }
         if i.open_positions > 0 && !i.allow_overlap {
             return refuse(
                 ReasonCode::PositionOpen,
-                format!("{} position(s) unsettled and session.allow_overlap = false", i.open_positions),
+                format!(
+                    "{} position(s) unsettled and session.allow_overlap = false",
+                    i.open_positions
+                ),
             );
         }
         match i.data.price_age_secs {
@@ -242,7 +248,10 @@ impl RiskGate {
             Some(age) if age > l.max_price_age_secs => {
                 return refuse(
                     ReasonCode::StaleData,
-                    format!("newest price is {age}s old (limit {}s)", l.max_price_age_secs),
+                    format!(
+                        "newest price is {age}s old (limit {}s)",
+                        l.max_price_age_secs
+                    ),
                 );
             }
             Some(_) => {}
@@ -252,7 +261,10 @@ impl RiskGate {
         {
             return refuse(
                 ReasonCode::VolatilityRange,
-                format!("{}m range {r:.2}% > {}%", l.vol_range_minutes, l.max_range_pct),
+                format!(
+                    "{}m range {r:.2}% > {}%",
+                    l.vol_range_minutes, l.max_range_pct
+                ),
             );
         }
         if let (Some(sd), Some(base)) = (i.data.stddev, i.data.stddev_baseline)
@@ -270,7 +282,10 @@ impl RiskGate {
         if i.seconds_to_close < l.min_seconds_to_close {
             return refuse(
                 ReasonCode::TooCloseToClose,
-                format!("{}s to close < {}s", i.seconds_to_close, l.min_seconds_to_close),
+                format!(
+                    "{}s to close < {}s",
+                    i.seconds_to_close, l.min_seconds_to_close
+                ),
             );
         }
         let spread = i.quote.ask - i.quote.bid;
@@ -289,10 +304,16 @@ impl RiskGate {
 
         let asked = match &i.ask {
             StakeAsk::Invalid(t) => {
-                return refuse(ReasonCode::InvalidStake, format!("stake must be a number, got {t}"));
+                return refuse(
+                    ReasonCode::InvalidStake,
+                    format!("stake must be a number, got {t}"),
+                );
             }
             StakeAsk::Usd(x) if !x.is_finite() || *x < 0.0 => {
-                return refuse(ReasonCode::InvalidStake, format!("stake must be finite and ≥ 0, got {x}"));
+                return refuse(
+                    ReasonCode::InvalidStake,
+                    format!("stake must be finite and ≥ 0, got {x}"),
+                );
             }
             StakeAsk::Usd(x) => *x,
         };
@@ -314,7 +335,11 @@ impl RiskGate {
         if room <= Decimal::ZERO {
             return refuse(
                 ReasonCode::DrawdownFloor,
-                format!("equity {} is at the drawdown floor {}", i.equity, self.floor()),
+                format!(
+                    "equity {} is at the drawdown floor {}",
+                    i.equity,
+                    self.floor()
+                ),
             );
         }
         if usd > room {
@@ -334,7 +359,10 @@ impl RiskGate {
             );
         }
         if usd <= Decimal::ZERO {
-            return refuse(ReasonCode::ZeroStake, format!("stake {asked} leaves nothing to trade after limits"));
+            return refuse(
+                ReasonCode::ZeroStake,
+                format!("stake {asked} leaves nothing to trade after limits"),
+            );
         }
         if usd < min_usd {
             return refuse(
@@ -369,7 +397,10 @@ impl RiskGate {
         if -day_pnl >= self.limits.daily_loss_limit {
             return Some((
                 HaltReason::DailyLoss,
-                format!("today's realised loss {} reached the limit {}", -day_pnl, self.limits.daily_loss_limit),
+                format!(
+                    "today's realised loss {} reached the limit {}",
+                    -day_pnl, self.limits.daily_loss_limit
+                ),
             ));
         }
         None
@@ -432,27 +463,46 @@ mod tests {
         // Exactly the cap is not an adjustment; a cent under is kept as asked.
         let s = approved(gate().check(&input(StakeAsk::Usd(25.0))));
         assert!(s.adjustments().is_empty());
-        assert_eq!(approved(gate().check(&input(StakeAsk::Usd(24.99)))).usd(), dec!(24.99));
+        assert_eq!(
+            approved(gate().check(&input(StakeAsk::Usd(24.99)))).usd(),
+            dec!(24.99)
+        );
     }
 
     #[test]
     fn nan_negative_infinite_and_non_numeric_stakes_are_refused() {
         for bad in [f64::NAN, -1.0, -0.01, f64::INFINITY, f64::NEG_INFINITY] {
-            assert_eq!(refused(gate().check(&input(StakeAsk::Usd(bad)))), ReasonCode::InvalidStake, "{bad}");
+            assert_eq!(
+                refused(gate().check(&input(StakeAsk::Usd(bad)))),
+                ReasonCode::InvalidStake,
+                "{bad}"
+            );
         }
         assert_eq!(
             refused(gate().check(&input(StakeAsk::Invalid("string".into())))),
             ReasonCode::InvalidStake
         );
-        assert_eq!(refused(gate().check(&input(StakeAsk::Usd(0.0)))), ReasonCode::ZeroStake);
+        assert_eq!(
+            refused(gate().check(&input(StakeAsk::Usd(0.0)))),
+            ReasonCode::ZeroStake
+        );
     }
 
     #[test]
     fn stakes_round_down_to_cents_and_respect_the_minimum_order() {
-        assert_eq!(approved(gate().check(&input(StakeAsk::Usd(7.999)))).usd(), dec!(7.99));
+        assert_eq!(
+            approved(gate().check(&input(StakeAsk::Usd(7.999)))).usd(),
+            dec!(7.99)
+        );
         // 5 shares × 0.51 = 2.55 is the smallest order.
-        assert_eq!(approved(gate().check(&input(StakeAsk::Usd(2.55)))).usd(), dec!(2.55));
-        assert_eq!(refused(gate().check(&input(StakeAsk::Usd(2.549)))), ReasonCode::BelowMinOrder);
+        assert_eq!(
+            approved(gate().check(&input(StakeAsk::Usd(2.55)))).usd(),
+            dec!(2.55)
+        );
+        assert_eq!(
+            refused(gate().check(&input(StakeAsk::Usd(2.549)))),
+            ReasonCode::BelowMinOrder
+        );
     }
 
     #[test]
@@ -539,8 +589,14 @@ mod tests {
     fn drawdown_and_daily_loss_halts_trigger_past_their_limits() {
         let g = gate();
         assert_eq!(g.halt_after(dec!(70), dec!(0)), None);
-        assert_eq!(g.halt_after(dec!(69.99), dec!(0)).map(|h| h.0), Some(HaltReason::Drawdown));
+        assert_eq!(
+            g.halt_after(dec!(69.99), dec!(0)).map(|h| h.0),
+            Some(HaltReason::Drawdown)
+        );
         assert_eq!(g.halt_after(dec!(90), dec!(-49.99)), None);
-        assert_eq!(g.halt_after(dec!(90), dec!(-50)).map(|h| h.0), Some(HaltReason::DailyLoss));
+        assert_eq!(
+            g.halt_after(dec!(90), dec!(-50)).map(|h| h.0),
+            Some(HaltReason::DailyLoss)
+        );
     }
 }

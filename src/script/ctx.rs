@@ -99,21 +99,25 @@ impl Ctx {
         let ago = usize::try_from(ago).map_err(|_| format!("`ago` must be ≥ 0, got {ago}"))?;
         let mut st = self.0.borrow_mut();
         let CtxState {
-            indicators, candles, ..
+            indicators,
+            candles,
+            ..
         } = &mut *st;
         match indicators.reading(key, candles, ago) {
             Ok(None) => Ok(Dynamic::UNIT),
             Ok(Some(Reading::Value(v))) => Ok(Dynamic::from_float(v)),
-            Ok(Some(Reading::Macd { macd, signal, hist })) => Ok(map(&[
-                ("macd", macd),
-                ("signal", signal),
-                ("hist", hist),
-            ])),
+            Ok(Some(Reading::Macd { macd, signal, hist })) => {
+                Ok(map(&[("macd", macd), ("signal", signal), ("hist", hist)]))
+            }
             Ok(Some(Reading::Bands {
                 upper,
                 middle,
                 lower,
-            })) => Ok(map(&[("upper", upper), ("middle", middle), ("lower", lower)])),
+            })) => Ok(map(&[
+                ("upper", upper),
+                ("middle", middle),
+                ("lower", lower),
+            ])),
             Ok(Some(Reading::Stoch { k, d })) => Ok(map(&[("k", k), ("d", d)])),
             Err(e) => Err(e.to_string().into()),
         }
@@ -229,29 +233,41 @@ pub fn register(engine: &mut Engine) {
     engine.register_get("params", |c: &mut Ctx| -> Dynamic {
         c.0.borrow().params.clone().into()
     });
-    engine.register_fn("param", |c: &mut Ctx, name: ImmutableString, default: Dynamic| {
-        c.0.borrow()
-            .params
-            .get(name.as_str())
-            .cloned()
-            .unwrap_or(default)
-    });
+    engine.register_fn(
+        "param",
+        |c: &mut Ctx, name: ImmutableString, default: Dynamic| {
+            c.0.borrow()
+                .params
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or(default)
+        },
+    );
 
-    engine.register_fn("candles", |c: &mut Ctx, n: INT| -> Result<Array, Box<EvalAltResult>> {
-        let st = c.0.borrow();
-        Ok(last_n(&st.candles, n)?.iter().map(candle_map).collect())
-    });
-    engine.register_fn("closes", |c: &mut Ctx, n: INT| -> Result<Array, Box<EvalAltResult>> {
-        let st = c.0.borrow();
-        Ok(last_n(&st.candles, n)?
-            .iter()
-            .map(|k| Dynamic::from_float(k.close))
-            .collect())
-    });
-    engine.register_fn("range_pct", |c: &mut Ctx, minutes: INT| -> Result<Dynamic, Box<EvalAltResult>> {
-        let st = c.0.borrow();
-        Ok(range_pct(&st.candles, minutes)?.map_or(Dynamic::UNIT, Dynamic::from_float))
-    });
+    engine.register_fn(
+        "candles",
+        |c: &mut Ctx, n: INT| -> Result<Array, Box<EvalAltResult>> {
+            let st = c.0.borrow();
+            Ok(last_n(&st.candles, n)?.iter().map(candle_map).collect())
+        },
+    );
+    engine.register_fn(
+        "closes",
+        |c: &mut Ctx, n: INT| -> Result<Array, Box<EvalAltResult>> {
+            let st = c.0.borrow();
+            Ok(last_n(&st.candles, n)?
+                .iter()
+                .map(|k| Dynamic::from_float(k.close))
+                .collect())
+        },
+    );
+    engine.register_fn(
+        "range_pct",
+        |c: &mut Ctx, minutes: INT| -> Result<Dynamic, Box<EvalAltResult>> {
+            let st = c.0.borrow();
+            Ok(range_pct(&st.candles, minutes)?.map_or(Dynamic::UNIT, Dynamic::from_float))
+        },
+    );
 
     macro_rules! single {
         ($name:literal, $key:expr) => {
@@ -295,7 +311,9 @@ pub fn register(engine: &mut Engine) {
             k_milli: (k * 1000.0).round() as u32,
         })
     }
-    engine.register_fn("bbands", |c: &mut Ctx, n: INT, k: FLOAT| c.indicator(bb_key(n, k)?, 0));
+    engine.register_fn("bbands", |c: &mut Ctx, n: INT, k: FLOAT| {
+        c.indicator(bb_key(n, k)?, 0)
+    });
     engine.register_fn("bbands", |c: &mut Ctx, n: INT, k: FLOAT, ago: INT| {
         c.indicator(bb_key(n, k)?, ago)
     });
@@ -313,16 +331,26 @@ pub fn register(engine: &mut Engine) {
         c.indicator(stoch_key(k, sk, d)?, ago)
     });
     engine.register_fn("obv", |c: &mut Ctx| c.indicator(IndicatorKey::Obv, 0));
-    engine.register_fn("obv", |c: &mut Ctx, ago: INT| c.indicator(IndicatorKey::Obv, ago));
+    engine.register_fn("obv", |c: &mut Ctx, ago: INT| {
+        c.indicator(IndicatorKey::Obv, ago)
+    });
 
     // Decision helpers. Confidence accepts ints too so `up(1, "sure")` is not a type error.
-    engine.register_fn("up", |conf: FLOAT, reason: ImmutableString| decision("up", conf, reason));
-    engine.register_fn("up", |conf: INT, reason: ImmutableString| decision("up", conf as FLOAT, reason));
-    engine.register_fn("down", |conf: FLOAT, reason: ImmutableString| decision("down", conf, reason));
+    engine.register_fn("up", |conf: FLOAT, reason: ImmutableString| {
+        decision("up", conf, reason)
+    });
+    engine.register_fn("up", |conf: INT, reason: ImmutableString| {
+        decision("up", conf as FLOAT, reason)
+    });
+    engine.register_fn("down", |conf: FLOAT, reason: ImmutableString| {
+        decision("down", conf, reason)
+    });
     engine.register_fn("down", |conf: INT, reason: ImmutableString| {
         decision("down", conf as FLOAT, reason)
     });
-    engine.register_fn("skip", |reason: ImmutableString| decision("skip", 0.0, reason));
+    engine.register_fn("skip", |reason: ImmutableString| {
+        decision("skip", 0.0, reason)
+    });
 }
 
 fn decision(side: &str, confidence: FLOAT, reason: ImmutableString) -> Map {

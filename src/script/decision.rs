@@ -20,8 +20,13 @@ pub fn parse_decision(value: Dynamic) -> Result<Decision, String> {
         ));
     };
     for key in map.keys() {
-        if !matches!(key.as_str(), "side" | "confidence" | "reason" | "prob" | "features") {
-            return Err(format!("unknown key `{key}` in the decision (expected {KEYS})"));
+        if !matches!(
+            key.as_str(),
+            "side" | "confidence" | "reason" | "prob" | "features"
+        ) {
+            return Err(format!(
+                "unknown key `{key}` in the decision (expected {KEYS})"
+            ));
         }
     }
     let side = match map.get("side").map(|v| v.clone().into_string()) {
@@ -29,7 +34,11 @@ pub fn parse_decision(value: Dynamic) -> Result<Decision, String> {
             "up" => Some(Side::Up),
             "down" => Some(Side::Down),
             "skip" => None,
-            other => return Err(format!("decision `side` must be \"up\", \"down\" or \"skip\", got {other:?}")),
+            other => {
+                return Err(format!(
+                    "decision `side` must be \"up\", \"down\" or \"skip\", got {other:?}"
+                ));
+            }
         },
         Some(Err(t)) => return Err(format!("decision `side` must be a string, got {t}")),
         None => return Err("decision has no `side`".into()),
@@ -46,15 +55,23 @@ pub fn parse_decision(value: Dynamic) -> Result<Decision, String> {
         None => return Err("decision has no `confidence`".into()),
         Some(v) => unit_interval("confidence", v)?,
     };
-    let prob = map.get("prob").map(|v| unit_interval("prob", v)).transpose()?;
+    let prob = map
+        .get("prob")
+        .map(|v| unit_interval("prob", v))
+        .transpose()?;
     let mut features = serde_json::Map::new();
     if let Some(f) = map.get("features") {
         let t = f.type_name();
         let Some(f) = f.clone().try_cast::<Map>() else {
-            return Err(format!("decision `features` must be a map of numbers, got {t}"));
+            return Err(format!(
+                "decision `features` must be a map of numbers, got {t}"
+            ));
         };
         if f.len() > MAX_FEATURES {
-            return Err(format!("decision `features` has {} entries; at most {MAX_FEATURES}", f.len()));
+            return Err(format!(
+                "decision `features` has {} entries; at most {MAX_FEATURES}",
+                f.len()
+            ));
         }
         for (k, v) in f {
             let json = if v.is_unit() {
@@ -96,7 +113,8 @@ fn number(v: &Dynamic) -> Option<f64> {
 }
 
 fn unit_interval(key: &str, v: &Dynamic) -> Result<f64, String> {
-    let x = number(v).ok_or_else(|| format!("decision `{key}` must be a number, got {}", v.type_name()))?;
+    let x = number(v)
+        .ok_or_else(|| format!("decision `{key}` must be a number, got {}", v.type_name()))?;
     if !x.is_finite() || !(0.0..=1.0).contains(&x) {
         return Err(format!("decision `{key}` must be between 0 and 1, got {x}"));
     }

@@ -6,10 +6,10 @@
 //! bounded by the sandbox and a wall-clock deadline; whatever goes wrong comes back as a
 //! [`CallFailure`] with a kind, the file and the position, for the session to journal.
 
+use super::Strategy;
 use super::ctx::{self, Ctx};
 use super::decision::{parse_decision, parse_stake};
 use super::sandbox::{self, DEADLINE_TOKEN, Deadline, LogBuffer};
-use super::Strategy;
 use crate::config::SandboxConfig;
 use crate::domain::{Decision, StakeAsk};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Module, Scope};
@@ -148,7 +148,11 @@ impl ScriptStrategy {
     }
 
     /// Load from text already read; `path` names it in messages and roots its imports.
-    pub fn from_source(path: &Path, source: &str, limits: &SandboxConfig) -> Result<Self, ScriptError> {
+    pub fn from_source(
+        path: &Path,
+        source: &str,
+        limits: &SandboxConfig,
+    ) -> Result<Self, ScriptError> {
         let root = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -167,7 +171,11 @@ impl ScriptStrategy {
 
         let mut ast = engine.compile(source).map_err(|e| ScriptError::Compile {
             path: path.to_path_buf(),
-            message: format!("syntax error at {}: {}", describe_pos(e.position()), e.err_type()),
+            message: format!(
+                "syntax error at {}: {}",
+                describe_pos(e.position()),
+                e.err_type()
+            ),
         })?;
         ast.set_source(path.display().to_string());
 
@@ -260,7 +268,10 @@ impl ScriptStrategy {
             self.memory = before;
             return Err(CallFailure {
                 kind: FailureKind::Memory,
-                message: format!("{}: {why}; the previous memory was kept", self.path.display()),
+                message: format!(
+                    "{}: {why}; the previous memory was kept",
+                    self.path.display()
+                ),
             });
         }
         Ok(value)
@@ -268,9 +279,14 @@ impl ScriptStrategy {
 
     fn check_memory(&self) -> Result<(), String> {
         if !self.memory.is_map() {
-            return Err(format!("`this` must stay a map, the script made it {}", self.memory.type_name()));
+            return Err(format!(
+                "`this` must stay a map, the script made it {}",
+                self.memory.type_name()
+            ));
         }
-        let size = serde_json::to_string(&self.memory).map(|s| s.len()).map_err(|e| e.to_string())?;
+        let size = serde_json::to_string(&self.memory)
+            .map(|s| s.len())
+            .map_err(|e| e.to_string())?;
         if size > self.max_memory_bytes {
             return Err(format!(
                 "memory is {size} bytes as JSON, over the limit of {} (sandbox.max_memory_bytes)",
@@ -318,7 +334,10 @@ impl Strategy for ScriptStrategy {
             "side".into(),
             Dynamic::from(decision.side.map_or("skip", |s| s.as_str()).to_string()),
         );
-        d.insert("confidence".into(), Dynamic::from_float(decision.confidence));
+        d.insert(
+            "confidence".into(),
+            Dynamic::from_float(decision.confidence),
+        );
         d.insert("reason".into(), Dynamic::from(decision.reason.clone()));
         if let Some(p) = decision.prob {
             d.insert("prob".into(), Dynamic::from_float(p));
@@ -332,7 +351,8 @@ impl Strategy for ScriptStrategy {
     }
 
     fn restore_memory(&mut self, json: &str) -> Result<(), String> {
-        let value: Dynamic = serde_json::from_str(json).map_err(|e| format!("script memory is not valid JSON: {e}"))?;
+        let value: Dynamic = serde_json::from_str(json)
+            .map_err(|e| format!("script memory is not valid JSON: {e}"))?;
         if !value.is_map() {
             return Err("script memory must be a JSON object".into());
         }
@@ -353,16 +373,17 @@ fn describe_pos(pos: rhai::Position) -> String {
 /// root cause, and say where it happened.
 fn classify(err: &EvalAltResult, path: &Path) -> CallFailure {
     let mut inner = err;
-    loop {
-        match inner {
-            EvalAltResult::ErrorInFunctionCall(_, _, e, _)
-            | EvalAltResult::ErrorInModule(_, e, _) => inner = e,
-            _ => break,
-        }
+    while let EvalAltResult::ErrorInFunctionCall(_, _, e, _)
+    | EvalAltResult::ErrorInModule(_, e, _) = inner
+    {
+        inner = e;
     }
     let kind = match inner {
         EvalAltResult::ErrorTerminated(token, _)
-            if token.clone().into_string().is_ok_and(|s| s == DEADLINE_TOKEN) =>
+            if token
+                .clone()
+                .into_string()
+                .is_ok_and(|s| s == DEADLINE_TOKEN) =>
         {
             FailureKind::Timeout
         }

@@ -127,14 +127,18 @@ impl ConfinedResolver {
         let refuse = |why: &str| -> Box<EvalAltResult> {
             EvalAltResult::ErrorInModule(
                 path.to_string(),
-                format!("import {path:?} refused: {why}; modules must live in the strategies folder").into(),
+                format!(
+                    "import {path:?} refused: {why}; modules must live in the strategies folder"
+                )
+                .into(),
                 pos,
             )
             .into()
         };
         let p = Path::new(path);
         if p.is_absolute()
-            || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            || p.components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
         {
             return Err(refuse("absolute paths and `..` are not allowed"));
         }

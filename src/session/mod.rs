@@ -130,7 +130,11 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             if filter.accept(&c) {
                 st.candles.push(c);
             } else {
-                tracing::warn!(open_time = c.open_time, close = c.close, "price anomaly rejected");
+                tracing::warn!(
+                    open_time = c.open_time,
+                    close = c.close,
+                    "price anomaly rejected"
+                );
             }
         });
     }
@@ -163,7 +167,12 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             Ok(Some(r)) => {
                 let won = r.outcome == fill.side;
                 let pnl = account.settle(fill, won, window.end);
-                (Some(r.outcome.as_str().to_string()), Some(won), pnl, r.settled_by.code().to_string())
+                (
+                    Some(r.outcome.as_str().to_string()),
+                    Some(won),
+                    pnl,
+                    r.settled_by.code().to_string(),
+                )
             }
             // The window's candles are missing (or were rejected as anomalies): nobody can say
             // who won, so the stake is refunded rather than guessed.
@@ -242,7 +251,9 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
 
         if !self.feed.covers(window.start, window.end) {
             record.reason_code = Some("data_gap".into());
-            record.detail = Some("the recorded data has no complete candles for this window; not guessed".into());
+            record.detail = Some(
+                "the recorded data has no complete candles for this window; not guessed".into(),
+            );
         } else {
             let quote = self.venue.quote(window);
             match quote {
@@ -276,7 +287,14 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                                 } else {
                                     self.session.account.consecutive_script_failures = 0;
                                 }
-                                fill = self.gate_and_execute(window, t, &decision, ask, &quote, &mut record);
+                                fill = self.gate_and_execute(
+                                    window,
+                                    t,
+                                    &decision,
+                                    ask,
+                                    &quote,
+                                    &mut record,
+                                );
                             } else {
                                 self.session.account.consecutive_script_failures = 0;
                                 record.reason_code = Some("script_skip".into());
@@ -324,7 +342,10 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         let limit = self.config.risk.max_consecutive_script_failures;
         (a.consecutive_script_failures >= limit).then(|| Halt {
             reason: HaltReason::ScriptFailures.code().into(),
-            detail: format!("{} consecutive script failures (risk.max_consecutive_script_failures = {limit})", a.consecutive_script_failures),
+            detail: format!(
+                "{} consecutive script failures (risk.max_consecutive_script_failures = {limit})",
+                a.consecutive_script_failures
+            ),
             at: t,
         })
     }
@@ -374,7 +395,9 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         let r = &self.config.risk;
         DataHealth {
             price_age_secs: candles.last().map(|c| t - c.close_time()),
-            range_pct: crate::script::ctx::range_pct(candles, i64::from(r.vol_range_minutes)).ok().flatten(),
+            range_pct: crate::script::ctx::range_pct(candles, i64::from(r.vol_range_minutes))
+                .ok()
+                .flatten(),
             stddev: stddev_of_closes(candles, r.stddev_window as usize),
             stddev_baseline: self.stddev_baseline,
         }
@@ -447,7 +470,8 @@ pub fn stddev_of_closes(candles: &[Candle], n: usize) -> Option<f64> {
 }
 
 fn json_line<T: serde::Serialize>(value: &T) -> Result<String, SessionError> {
-    serde_json::to_string(value).map_err(|e| SessionError::Setup(format!("cannot serialise a journal record: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| SessionError::Setup(format!("cannot serialise a journal record: {e}")))
 }
 
 /// A fresh account for a session.

@@ -70,9 +70,16 @@ pub struct ReplayOutcome {
 /// Run (or resume) a replay session.
 pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome, SessionError> {
     let config = &spec.config;
-    let out_dir = spec.out_dir.clone().unwrap_or_else(|| config.session.out_dir.clone());
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| SessionError::Setup(format!("cannot create output folder {}: {e}", out_dir.display())))?;
+    let out_dir = spec
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| config.session.out_dir.clone());
+    std::fs::create_dir_all(&out_dir).map_err(|e| {
+        SessionError::Setup(format!(
+            "cannot create output folder {}: {e}",
+            out_dir.display()
+        ))
+    })?;
 
     let recorded = load_csv(&spec.data).map_err(|e| SessionError::Setup(e.to_string()))?;
     let gaps = describe_gaps(&recorded.gaps);
@@ -87,7 +94,8 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
             candles.len()
         )));
     }
-    let first_start = Window::first_start_at_or_after(candles[warmup - 1].close_time() + lead, interval);
+    let first_start =
+        Window::first_start_at_or_after(candles[warmup - 1].close_time() + lead, interval);
     let data_end = candles[candles.len() - 1].close_time();
     let available = ((data_end - first_start) / interval).max(0) as u32;
     let wanted = spec.intervals.unwrap_or(config.session.intervals);
@@ -99,14 +107,22 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
         )));
     }
     if count < wanted {
-        tracing::warn!("the data holds only {count} windows after the warm-up; running {count} of {wanted}");
+        tracing::warn!(
+            "the data holds only {count} windows after the warm-up; running {count} of {wanted}"
+        );
     }
     let windows: Vec<Window> = (0..count)
         .map(|i| Window::new(first_start + i64::from(i) * interval, interval, i))
         .collect();
-    let baseline = stddev_baseline(candles, first_start - lead, warmup, config.risk.stddev_window as usize);
+    let baseline = stddev_baseline(
+        candles,
+        first_start - lead,
+        warmup,
+        config.risk.stddev_window as usize,
+    );
 
-    let mut strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox).map_err(|e| SessionError::Setup(e.to_string()))?;
+    let mut strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox)
+        .map_err(|e| SessionError::Setup(e.to_string()))?;
     let params = strategy_params(config, &spec.strategy, &spec.overrides);
     let run_key = run_key(spec, config, count);
 
@@ -118,7 +134,11 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
     let (session, resumed_at) = match existing {
         Some(row) if !spec.fresh && row.status != SessionStatus::Running => {
             let summary = summarize(&ledger, row.id, &row.account)?;
-            let (p, t, e) = (ledger.predictions(row.id)?, ledger.trades(row.id)?, ledger.equity(row.id)?);
+            let (p, t, e) = (
+                ledger.predictions(row.id)?,
+                ledger.trades(row.id)?,
+                ledger.equity(row.id)?,
+            );
             Journals::rebuild(&out_dir, &p, &t, &e, flush)?.flush()?;
             return Ok(ReplayOutcome {
                 ending: None,
@@ -219,39 +239,62 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
 }
 
 /// Summary of a stored session from its records.
-pub fn summarize(ledger: &Ledger, session: i64, account: &crate::ledger::Account) -> Result<Summary, SessionError> {
+pub fn summarize(
+    ledger: &Ledger,
+    session: i64,
+    account: &crate::ledger::Account,
+) -> Result<Summary, SessionError> {
     let parse_err = |what: &str, e: serde_json::Error| {
-        SessionError::Setup(format!("{}: stored {what} record is unreadable: {e}", ledger.path().display()))
+        SessionError::Setup(format!(
+            "{}: stored {what} record is unreadable: {e}",
+            ledger.path().display()
+        ))
     };
     let predictions = ledger
         .predictions(session)?
         .iter()
-        .map(|l| serde_json::from_str::<PredictionRecord>(l).map_err(|e| parse_err("prediction", e)))
+        .map(|l| {
+            serde_json::from_str::<PredictionRecord>(l).map_err(|e| parse_err("prediction", e))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let trades = ledger
         .trades(session)?
         .iter()
         .map(|l| serde_json::from_str::<TradeRecord>(l).map_err(|e| parse_err("trade", e)))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Summary::from_records(account.starting_capital, &predictions, &trades))
+    Ok(Summary::from_records(
+        account.starting_capital,
+        &predictions,
+        &trades,
+    ))
 }
 
 /// Mean of the rolling standard deviation over the warm-up candles closed by `t`: what
 /// "normal" volatility looked like before the session, so the breaker needs no future data.
-fn stddev_baseline(candles: &[crate::feed::Candle], t: i64, warmup: usize, n: usize) -> Option<f64> {
+fn stddev_baseline(
+    candles: &[crate::feed::Candle],
+    t: i64,
+    warmup: usize,
+    n: usize,
+) -> Option<f64> {
     let end = candles.partition_point(|c| c.close_time() <= t);
     let start = end.saturating_sub(warmup);
     let slice = &candles[start..end];
     if slice.len() < n || n < 2 {
         return None;
     }
-    let values: Vec<f64> = (n..=slice.len()).filter_map(|k| stddev_of_closes(&slice[..k], n)).collect();
+    let values: Vec<f64> = (n..=slice.len())
+        .filter_map(|k| stddev_of_closes(&slice[..k], n))
+        .collect();
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// The strategy's parameters: `[params.<file stem>]` from the config, then `--param`s.
 pub fn strategy_params(config: &Config, strategy: &Path, overrides: &toml::Table) -> Map {
-    let stem = strategy.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = strategy
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut map = Map::new();
     if let Some(table) = config.params.get(&stem) {
         for (k, v) in table {
@@ -283,7 +326,12 @@ fn toml_to_dynamic(v: &toml::Value) -> Dynamic {
 }
 
 fn run_key(spec: &ReplaySpec, config: &Config, count: u32) -> String {
-    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()).display().to_string();
+    let canon = |p: &Path| {
+        p.canonicalize()
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
     let mut h = Sha256::new();
     h.update(canon(&spec.strategy));
     h.update([0]);

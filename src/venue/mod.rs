@@ -117,22 +117,35 @@ pub trait Venue {
     /// The quote for `window` at decision time.
     fn quote(&mut self, window: &Window) -> Result<Quote, VenueError>;
     /// Buy `stake`; the fill may be smaller but never at a worse price than `stake.price()`.
-    fn execute(&mut self, window: &Window, stake: &Stake, quote: &Quote) -> Result<Fill, VenueError>;
+    fn execute(
+        &mut self,
+        window: &Window,
+        stake: &Stake,
+        quote: &Quote,
+    ) -> Result<Fill, VenueError>;
     /// The outcome of `window`, if known yet; `history` holds the candles closed so far.
-    fn resolve(&mut self, window: &Window, history: &[Candle]) -> Result<Option<Resolution>, VenueError>;
+    fn resolve(
+        &mut self,
+        window: &Window,
+        history: &[Candle],
+    ) -> Result<Option<Resolution>, VenueError>;
 }
 
 /// Polymarket's taker fee in USD for buying `shares` at `price`: `shares × rate × p × (1 − p)`,
 /// rounded to 5 decimals as the venue does.
 pub fn fee(shares: Decimal, price: Decimal, rate: Decimal) -> Decimal {
-    (shares * rate * price * (Decimal::ONE - price)).round_dp_with_strategy(5, RoundingStrategy::MidpointAwayFromZero)
+    (shares * rate * price * (Decimal::ONE - price))
+        .round_dp_with_strategy(5, RoundingStrategy::MidpointAwayFromZero)
 }
 
 /// Outcome of `window` from 1m price data: Up when the close of its last candle is ≥ the
 /// open of its first (ties go to Up, as on Polymarket). `None` if either candle is missing.
 pub fn resolve_from_candles(window: &Window, history: &[Candle]) -> Option<Side> {
     let first = history.partition_point(|c| c.open_time < window.start);
-    let open = history.get(first).filter(|c| c.open_time == window.start)?.open;
+    let open = history
+        .get(first)
+        .filter(|c| c.open_time == window.start)?
+        .open;
     let last_open = window.end - crate::feed::CANDLE_SECS;
     let idx = history.partition_point(|c| c.open_time < last_open);
     let close = history.get(idx).filter(|c| c.open_time == last_open)?.close;

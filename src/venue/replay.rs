@@ -6,7 +6,9 @@
 //! than a fair coin. Fills are at the quoted ask, in shares rounded down to the venue's
 //! 6-decimal precision, less the fee taken in shares.
 
-use super::{BookTop, Fill, Quote, Resolution, SettledBy, Venue, VenueError, fee, resolve_from_candles};
+use super::{
+    BookTop, Fill, Quote, Resolution, SettledBy, Venue, VenueError, fee, resolve_from_candles,
+};
 use crate::config::ReplayConfig;
 use crate::domain::Window;
 use crate::feed::Candle;
@@ -49,7 +51,12 @@ impl Venue for ReplayVenue {
         })
     }
 
-    fn execute(&mut self, window: &Window, stake: &Stake, quote: &Quote) -> Result<Fill, VenueError> {
+    fn execute(
+        &mut self,
+        window: &Window,
+        stake: &Stake,
+        quote: &Quote,
+    ) -> Result<Fill, VenueError> {
         let price = quote.side(stake.side()).ask;
         if price > stake.price() {
             return Err(VenueError::Rejected(format!(
@@ -70,10 +77,16 @@ impl Venue for ReplayVenue {
         })
     }
 
-    fn resolve(&mut self, window: &Window, history: &[Candle]) -> Result<Option<Resolution>, VenueError> {
-        Ok(resolve_from_candles(window, history).map(|outcome| Resolution {
-            outcome,
-            settled_by: SettledBy::PriceData,
-        }))
+    fn resolve(
+        &mut self,
+        window: &Window,
+        history: &[Candle],
+    ) -> Result<Option<Resolution>, VenueError> {
+        Ok(
+            resolve_from_candles(window, history).map(|outcome| Resolution {
+                outcome,
+                settled_by: SettledBy::PriceData,
+            }),
+        )
     }
 }
