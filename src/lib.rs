@@ -21,6 +21,7 @@
 //! - [`ledger`]: the durable SQLite record, the account, and the journals.
 //! - [`report`]: summaries computed from the ledger's records.
 //! - [`session`]: the one loop shared by replay, paper and live.
+//! - [`validate`]: `updown validate`, checking scripts against fixtures before they trade.
 //!
 //! The binary's command line lives in `src/cli/` and is not part of the library: the core
 //! never depends on it.
@@ -37,4 +38,5 @@ pub mod report;
 pub mod risk;
 pub mod script;
 pub mod session;
+pub mod validate;
 pub mod venue;

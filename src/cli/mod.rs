@@ -4,9 +4,11 @@
 //! errors into messages (with `anyhow`), and owns the process concerns — signals, logging
 //! setup, prompts and exit codes. No trading logic lives here.
 
+mod api;
 mod logging;
 mod run;
 mod status;
+mod validate;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,6 +34,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Clear a latched trading halt, after asking for confirmation.
     ResetHalt(status::ResetHaltArgs),
+    /// Print the strategy script API: every `ctx` member and helper with its meaning.
+    Api(api::ApiArgs),
+    /// Check strategy scripts against their fixtures: compile, expected answers, determinism, budget.
+    Validate(validate::ValidateArgs),
 }
 
 /// Options shared by commands that read the configuration and output folder.
@@ -53,6 +59,8 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Status(args) => status::status(args),
         Command::ResetHalt(args) => status::reset_halt(args),
+        Command::Api(args) => api::api(args),
+        Command::Validate(args) => validate::validate_cmd(args),
     }
 }
 

@@ -2,12 +2,16 @@
 
 use super::{Common, load_config, logging, out_dir};
 use anyhow::{Context, bail};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use updown::config::parse_param_overrides;
 use updown::session::{Ending, ReplaySpec, run_replay};
+
+/// Native stack for the session thread, where scripts run.
+const SESSION_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Flags of `updown run`.
 #[derive(Debug, clap::Args)]
@@ -92,28 +96,49 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         out.display()
     );
-    let outcome = run_replay(&spec, &stop).context("running the session")?;
+    // Scripts run on this thread; a generous stack keeps even the deepest call nesting the
+    // sandbox allows far from a native stack overflow, in debug builds too.
+    let session_stop = Arc::clone(&stop);
+    let outcome = std::thread::Builder::new()
+        .name("session".into())
+        .stack_size(SESSION_STACK_BYTES)
+        .spawn(move || run_replay(&spec, &session_stop))
+        .context("starting the session thread")?
+        .join()
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the session thread panicked; the ledger holds every step committed before it"
+            )
+        })?
+        .context("running the session")?;
 
-    println!();
+    let mut out = std::io::stdout().lock();
+    writeln!(out)?;
     match (&outcome.ending, outcome.resumed_at) {
-        (None, _) => println!(
+        (None, _) => writeln!(
+            out,
             "This run already finished earlier (pass --fresh to run it again). Its result:"
         ),
         (Some(Ending::Complete), Some(at)) => {
-            println!("Session complete (resumed at window {}).", at + 1)
+            writeln!(out, "Session complete (resumed at window {}).", at + 1)
         }
-        (Some(Ending::Complete), None) => println!("Session complete."),
-        (Some(Ending::Halted(h)), _) => println!(
+        (Some(Ending::Complete), None) => writeln!(out, "Session complete."),
+        (Some(Ending::Halted(h)), _) => writeln!(
+            out,
             "Session HALTED: {} — {}. Trading stays halted until `updown reset-halt --out {}`.",
             h.reason,
             h.detail,
             outcome.out_dir.display()
         ),
         (Some(Ending::Interrupted), _) => {
-            println!("Session interrupted; state saved. Run the same command again to resume.")
+            writeln!(
+                out,
+                "Session interrupted; state saved. Run the same command again to resume."
+            )
         }
-    }
-    println!(
+    }?;
+    writeln!(
+        out,
         "{} windows from {} · script {} · data gaps: {}{}",
         outcome.windows,
         outcome.first_slug,
@@ -124,13 +149,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             String::new()
         }
-    );
-    println!("{}", outcome.summary);
-    println!(
+    )?;
+    writeln!(out, "{}", outcome.summary)?;
+    writeln!(
+        out,
         "Journals: {0}/predictions.jsonl, {0}/trades.jsonl, {0}/equity_curve.csv; log {0}/{1}; ledger {0}/ledger.sqlite",
         outcome.out_dir.display(),
         logging::LOG_FILE
-    );
+    )?;
     Ok(match outcome.ending {
         Some(Ending::Interrupted) => ExitCode::from(130),
         Some(Ending::Halted(_)) => ExitCode::from(3),

@@ -39,52 +39,59 @@ fn open(common: &Common) -> anyhow::Result<(Ledger, std::path::PathBuf)> {
 /// Run `updown status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let (ledger, dir) = open(&args.common)?;
-    println!("ledger     {}", ledger.path().display());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ledger     {}", ledger.path().display())?;
     match ledger.halt()? {
-        Some(h) => println!(
+        Some(h) => writeln!(
+            out,
             "trading    HALTED since t={} — {}: {}\n           clear with `updown reset-halt --out {}`",
             h.at,
             h.reason,
             h.detail,
             dir.display()
         ),
-        None => println!("trading    not halted"),
-    }
+        None => writeln!(out, "trading    not halted"),
+    }?;
     let Some(s) = ledger.latest_session()? else {
-        println!("session    none yet");
+        writeln!(out, "session    none yet")?;
         return Ok(ExitCode::SUCCESS);
     };
     let a = &s.account;
-    println!(
+    writeln!(
+        out,
         "session    #{} {} ({:?}), next window {}",
         s.id,
         s.label,
         s.status,
         s.next_index + 1
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "equity     ${} (cash ${}, in positions ${})",
         a.equity(),
         a.cash,
         a.open_cost
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "capital    ${} · peak ${} · max drawdown {}%",
         a.starting_capital, a.peak_equity, a.max_drawdown_pct
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "trades     {} ({} won, {} lost) · win streak {} · loss streak {}",
         a.trades, a.wins, a.losses, a.win_streak, a.loss_streak
-    );
+    )?;
     let open = ledger.open_positions(s.id)?;
     if open.is_empty() {
-        println!("open       no position");
+        writeln!(out, "open       no position")?;
     }
     for p in open {
-        println!(
+        writeln!(
+            out,
             "open       {} ${} at {} ({} shares) in window starting {}",
             p.fill.side, p.fill.stake, p.fill.price, p.fill.shares, p.fill.window_start
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -92,21 +99,26 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 /// Run `updown reset-halt`.
 pub fn reset_halt(args: ResetHaltArgs) -> anyhow::Result<ExitCode> {
     let (ledger, _) = open(&args.common)?;
+    let mut out = std::io::stdout().lock();
     let Some(h) = ledger.halt()? else {
-        println!(
+        writeln!(
+            out,
             "Trading is not halted in {}; nothing to do.",
             ledger.path().display()
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     };
-    println!("Trading halted: {} — {}", h.reason, h.detail);
+    writeln!(out, "Trading halted: {} — {}", h.reason, h.detail)?;
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             bail!(
                 "refusing to clear the halt without confirmation: run in a terminal, or pass --yes after reviewing it"
             );
         }
-        print!("Clear this halt and allow trading again? Type 'yes' to confirm: ");
+        write!(
+            out,
+            "Clear this halt and allow trading again? Type 'yes' to confirm: "
+        )?;
         std::io::stdout().flush().context("writing the prompt")?;
         let mut answer = String::new();
         std::io::stdin()
@@ -114,11 +126,11 @@ pub fn reset_halt(args: ResetHaltArgs) -> anyhow::Result<ExitCode> {
             .read_line(&mut answer)
             .context("reading the answer")?;
         if answer.trim() != "yes" {
-            println!("Not cleared.");
+            writeln!(out, "Not cleared.")?;
             return Ok(ExitCode::from(1));
         }
     }
     ledger.clear_halt()?;
-    println!("Halt cleared.");
+    writeln!(out, "Halt cleared.")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -395,7 +395,9 @@ impl Config {
             1_000,
             100_000_000,
         );
-        v.int("sandbox.max_call_depth", b.max_call_depth, 4, 256);
+        // Each Rhai call level costs tens of KB of native stack (more in debug builds); 64 keeps
+        // the deepest legal script well inside the session thread's stack.
+        v.int("sandbox.max_call_depth", b.max_call_depth, 4, 64);
         v.int("sandbox.max_expr_depth", b.max_expr_depth, 8, 1024);
         v.int(
             "sandbox.max_function_expr_depth",

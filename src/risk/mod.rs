@@ -331,7 +331,9 @@ impl RiskGate {
             usd = i.cash.max(Decimal::ZERO);
             adjustments.push("clamped_to_cash");
         }
-        let room = i.equity - self.floor();
+        // Worst case every open position loses too: equity falls to cash, so the room for a
+        // new stake is what cash has above the floor.
+        let room = i.cash.min(i.equity) - self.floor();
         if room <= Decimal::ZERO {
             return refuse(
                 ReasonCode::DrawdownFloor,
@@ -509,7 +511,12 @@ mod tests {
     fn stake_never_exceeds_cash() {
         let mut i = input(StakeAsk::Usd(20.0));
         i.cash = dec!(12.345);
-        let s = approved(gate().check(&i));
+        // No drawdown floor, so only cash limits the stake.
+        let limits = RiskConfig {
+            max_drawdown_pct: dec!(100),
+            ..RiskConfig::default()
+        };
+        let s = approved(RiskGate::new(&limits, dec!(100)).check(&i));
         assert_eq!(s.usd(), dec!(12.34));
         assert!(s.adjustments().contains(&"clamped_to_cash"));
     }
@@ -528,6 +535,20 @@ mod tests {
         assert_eq!(refused(gate().check(&i)), ReasonCode::DrawdownFloor);
         i.equity = dec!(72.55);
         assert_eq!(approved(gate().check(&i)).usd(), dec!(2.55));
+    }
+
+    #[test]
+    fn open_positions_count_against_the_drawdown_floor() {
+        // $80 equity of which $6 is an open stake: if it loses, $74 remain, so only $4 of
+        // room above the $70 floor is left for a new position.
+        let mut i = input(StakeAsk::Usd(25.0));
+        i.allow_overlap = true;
+        i.open_positions = 1;
+        i.equity = dec!(80);
+        i.cash = dec!(74);
+        let s = approved(gate().check(&i));
+        assert_eq!(s.usd(), dec!(4));
+        assert!(s.adjustments().contains(&"reduced_to_drawdown_floor"));
     }
 
     #[test]

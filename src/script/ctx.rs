@@ -164,7 +164,7 @@ pub fn register(engine: &mut Engine) {
         let st = c.0.borrow();
         st.window.as_ref().map_or(0, |w| w.end - st.now) as INT
     });
-    engine.register_get("window", |c: &mut Ctx| -> Dynamic {
+    read_only_member(engine, "window", |c: &mut Ctx| -> Dynamic {
         let st = c.0.borrow();
         let Some(w) = &st.window else {
             return Dynamic::UNIT;
@@ -182,7 +182,7 @@ pub fn register(engine: &mut Engine) {
             .last()
             .map_or(Dynamic::UNIT, |k| Dynamic::from_float(k.close))
     });
-    engine.register_get("market", |c: &mut Ctx| -> Dynamic {
+    read_only_member(engine, "market", |c: &mut Ctx| -> Dynamic {
         let m = &c.0.borrow().market;
         let spread_up = m.up_ask - m.up_bid;
         let mut out = Map::new();
@@ -206,7 +206,7 @@ pub fn register(engine: &mut Engine) {
         }
         out.into()
     });
-    engine.register_get("account", |c: &mut Ctx| -> Dynamic {
+    read_only_member(engine, "account", |c: &mut Ctx| -> Dynamic {
         let a = &c.0.borrow().account;
         let mut out = Map::new();
         for (k, v) in [
@@ -230,7 +230,7 @@ pub fn register(engine: &mut Engine) {
         out.insert("last_result".into(), Dynamic::from(a.last_result.clone()));
         out.into()
     });
-    engine.register_get("params", |c: &mut Ctx| -> Dynamic {
+    read_only_member(engine, "params", |c: &mut Ctx| -> Dynamic {
         c.0.borrow().params.clone().into()
     });
     engine.register_fn(
@@ -351,6 +351,26 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("skip", |reason: ImmutableString| {
         decision("skip", 0.0, reason)
     });
+}
+
+/// Register a map-valued member of `ctx` that a script can read but not write.
+///
+/// Rhai feeds a member back through its setter after a method call on it
+/// (`ctx.market.keys()`), and without a setter it silently drops a real write into the
+/// member's copy (`ctx.params.x = 1` would "succeed"). So the setter stores nothing: it
+/// accepts a value equal to the member and fails the call on any other.
+fn read_only_member(engine: &mut Engine, name: &'static str, get: fn(&mut Ctx) -> Dynamic) {
+    engine.register_get(name, get);
+    engine.register_set(
+        name,
+        move |c: &mut Ctx, v: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            if format!("{v:?}") == format!("{:?}", get(c)) {
+                Ok(())
+            } else {
+                Err(format!("ctx is read-only: cannot assign to ctx.{name}").into())
+            }
+        },
+    );
 }
 
 fn decision(side: &str, confidence: FLOAT, reason: ImmutableString) -> Map {

@@ -204,7 +204,8 @@ impl ScriptStrategy {
         let has_size = sizes.contains(&2);
 
         // Running the top level as a module gives its functions a captured environment
-        // (imports, constants), so it runs once here and never per call.
+        // (its imports; top-level constants are reached as `global::NAME`), so it runs once
+        // here and never per call.
         deadline.arm(Duration::from_millis(limits.call_timeout_ms));
         let module = Module::eval_ast_as_new(Scope::new(), &ast, &engine);
         deadline.disarm();
@@ -235,6 +236,11 @@ impl ScriptStrategy {
     /// The script's file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Rhai operations used by the last call, to compare with `sandbox.max_operations`.
+    pub fn last_call_operations(&self) -> u64 {
+        self.deadline.operations()
     }
 
     /// Whether the script defines `size(ctx, decision)`.

@@ -5,11 +5,13 @@
 //! `size(ctx, decision)`. Scripts return intents only: they never see the venue, the ledger
 //! or the risk limits, and a failing call costs its window, never the run.
 //!
+//! - [`api`]: the documented script API, source of `updown api`.
 //! - [`sandbox`]: every engine limit and capability, in one place.
 //! - [`ctx`]: the read-only, lazy `ctx` the script decides from.
 //! - [`decision`]: strict checking of what the script returned.
 //! - [`host`]: loading, calling, failure classification and script memory.
 
+pub mod api;
 pub mod ctx;
 pub mod decision;
 pub mod host;

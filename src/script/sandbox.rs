@@ -32,13 +32,19 @@ pub struct LogBuffer {
 ///
 /// Shared with the engine's progress callback, which polls it every few hundred operations:
 /// the operation budget bounds work, this bounds time (a host function could be slow).
+/// It also remembers how many operations the call used, for `validate`'s budget report.
 #[derive(Clone, Debug, Default)]
-pub struct Deadline(Rc<Cell<Option<Instant>>>);
+pub struct Deadline(Rc<Cell<Option<Instant>>>, Rc<Cell<u64>>);
 
 impl Deadline {
     /// Start the clock for one call.
     pub fn arm(&self, budget: Duration) {
+        self.1.set(0);
         self.0.set(Some(Instant::now() + budget));
+    }
+    /// Operations the last call used (as counted by Rhai's progress callback).
+    pub fn operations(&self) -> u64 {
+        self.1.get()
     }
     /// Stop the clock.
     pub fn disarm(&self) {
@@ -78,6 +84,7 @@ pub fn new_engine(
     engine.disable_symbol("eval");
 
     engine.on_progress(move |ops| {
+        deadline.1.set(ops);
         if ops % 256 == 0 && deadline.expired() {
             Some(Dynamic::from(DEADLINE_TOKEN))
         } else {

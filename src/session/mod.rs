@@ -218,9 +218,17 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         )?;
         self.journals.trade(&line)?;
         self.journals.equity(window.end, &eq)?;
+        let result = match won {
+            Some(true) => "won",
+            Some(false) => "lost",
+            None => "void (no data)",
+        };
         tracing::info!(
-            window = %window.slug, side = %fill.side, won = ?won, pnl = %pnl, equity = %equity,
-            "settled"
+            "{}  settled: {} {result}, P&L {:+.2}, equity {:.2}",
+            window.slug,
+            fill.side.as_str().to_uppercase(),
+            pnl,
+            equity
         );
         if let Some(h) = &halt {
             tracing::warn!(reason = %h.reason, "trading halted: {}", h.detail);
@@ -295,6 +303,20 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                                     &quote,
                                     &mut record,
                                 );
+                                // Stakes are reduced so a loss never takes equity below the
+                                // floor, so `halt_after` (equity < floor) cannot fire: the
+                                // gate finding no room above the floor is the drawdown limit
+                                // reached, and it latches (DESIGN.md §5).
+                                if halt.is_none()
+                                    && record.reason_code.as_deref()
+                                        == Some(crate::risk::ReasonCode::DrawdownFloor.code())
+                                {
+                                    halt = Some(Halt {
+                                        reason: HaltReason::Drawdown.code().into(),
+                                        detail: record.detail.clone().unwrap_or_default(),
+                                        at: t,
+                                    });
+                                }
                             } else {
                                 self.session.account.consecutive_script_failures = 0;
                                 record.reason_code = Some("script_skip".into());
@@ -325,9 +347,16 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                 fill: f,
             });
         }
+        let verdict = match (&record.stake_approved, &record.reason_code) {
+            (Some(stake), _) => format!("approved ${stake:.2}"),
+            (None, Some(code)) => format!("{} ({code})", record.verdict),
+            (None, None) => record.verdict.clone(),
+        };
         tracing::info!(
-            window = %window.slug, side = %record.side, verdict = %record.verdict,
-            code = record.reason_code.as_deref().unwrap_or("-"), "{}", record.reason
+            "{}  {} {verdict} — {}",
+            window.slug,
+            record.side.to_uppercase(),
+            record.reason
         );
         if let Some(h) = &halt {
             tracing::warn!(reason = %h.reason, "trading halted: {}", h.detail);
@@ -351,29 +380,10 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
     }
 
     fn prepare_ctx(&mut self, window: &Window, t: i64, quote: &Quote) {
-        let f = |d: Decimal| d.to_f64().unwrap_or(0.0);
-        let up_bid_depth = f(quote.up.bid_depth);
-        let up_ask_depth = f(quote.up.ask_depth);
-        let imbalance = if up_bid_depth + up_ask_depth > 0.0 {
-            (up_bid_depth - up_ask_depth) / (up_bid_depth + up_ask_depth)
-        } else {
-            0.0
-        };
         let mut st = self.ctx.0.borrow_mut();
         st.now = t;
         st.window = Some(window.clone());
-        st.market = MarketView {
-            up_bid: f(quote.up.bid),
-            up_ask: f(quote.up.ask),
-            down_bid: f(quote.down.bid),
-            down_ask: f(quote.down.ask),
-            imbalance,
-            up_depth: up_ask_depth,
-            down_depth: f(quote.down.ask_depth),
-            fee_rate: f(quote.fee_rate),
-            tick_size: f(quote.tick_size),
-            min_order_size: f(quote.min_order_shares),
-        };
+        st.market = market_view(quote);
         st.account = self.session.account.view();
     }
 
@@ -455,6 +465,31 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                 }
             },
         }
+    }
+}
+
+/// The venue's quote as scripts see it in `ctx.market`; imbalance is bid depth minus ask
+/// depth over their sum near the top of the Up book.
+pub fn market_view(quote: &Quote) -> MarketView {
+    let f = |d: Decimal| d.to_f64().unwrap_or(0.0);
+    let bid_depth = f(quote.up.bid_depth);
+    let ask_depth = f(quote.up.ask_depth);
+    let imbalance = if bid_depth + ask_depth > 0.0 {
+        (bid_depth - ask_depth) / (bid_depth + ask_depth)
+    } else {
+        0.0
+    };
+    MarketView {
+        up_bid: f(quote.up.bid),
+        up_ask: f(quote.up.ask),
+        down_bid: f(quote.down.bid),
+        down_ask: f(quote.down.ask),
+        imbalance,
+        up_depth: ask_depth,
+        down_depth: f(quote.down.ask_depth),
+        fee_rate: f(quote.fee_rate),
+        tick_size: f(quote.tick_size),
+        min_order_size: f(quote.min_order_shares),
     }
 }
 
