@@ -188,6 +188,7 @@ fn replay(
         speed: None,
         out_dir: Some(out.to_path_buf()),
         fresh: false,
+        watch: false,
     };
     run_replay(&spec, &AtomicBool::new(false)).unwrap_or_else(|e| {
         panic!(

@@ -39,6 +39,11 @@ pub struct RunArgs {
     /// is kept in the ledger, the journals are rewritten).
     #[arg(long)]
     fresh: bool,
+    /// Do not watch the strategy for changes. By default, saving the script (or a module it
+    /// imports) swaps the new version in at the next window if it compiles and loads; a
+    /// broken version is reported and the running one stays.
+    #[arg(long)]
+    no_reload: bool,
     /// Print only warnings and the summary.
     #[arg(long, short)]
     quiet: bool,
@@ -85,6 +90,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         speed: args.speed,
         out_dir: Some(out.clone()),
         fresh: args.fresh,
+        watch: !args.no_reload,
     };
     eprintln!(
         "updown run: {} on {} ({}), paper money, output in {}",

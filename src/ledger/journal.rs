@@ -1,5 +1,5 @@
 //! The journals people and tools read: `predictions.jsonl`, `trades.jsonl`,
-//! `equity_curve.csv`.
+//! `equity_curve.csv`, and `script_reloads.jsonl` when a script changes mid-session.
 //!
 //! They are views of the ledger, not records of their own: when a session starts or resumes
 //! they are rewritten from the ledger, then appended to as the session goes, buffered and
@@ -16,6 +16,8 @@ pub const PREDICTIONS: &str = "predictions.jsonl";
 pub const TRADES: &str = "trades.jsonl";
 /// Journal file names.
 pub const EQUITY: &str = "equity_curve.csv";
+/// Journal file names.
+pub const RELOADS: &str = "script_reloads.jsonl";
 
 /// Open journal files of one session. Owned by the session.
 #[derive(Debug)]
@@ -24,6 +26,7 @@ pub struct Journals {
     predictions: BufWriter<File>,
     trades: BufWriter<File>,
     equity: BufWriter<File>,
+    reloads: BufWriter<File>,
     flush_every: u32,
     since_flush: u32,
 }
@@ -43,6 +46,7 @@ impl Journals {
         predictions: &[String],
         trades: &[String],
         equity: &[(i64, String)],
+        reloads: &[String],
         flush_every: u32,
     ) -> Result<Journals, JournalError> {
         let err = |source| JournalError {
@@ -57,6 +61,7 @@ impl Journals {
             predictions: create(PREDICTIONS).map_err(err)?,
             trades: create(TRADES).map_err(err)?,
             equity: create(EQUITY).map_err(err)?,
+            reloads: create(RELOADS).map_err(err)?,
             flush_every,
             since_flush: 0,
         };
@@ -69,6 +74,9 @@ impl Journals {
         }
         for (t, e) in equity {
             j.equity(*t, e)?;
+        }
+        for l in reloads {
+            j.reload(l)?;
         }
         j.flush()?;
         Ok(j)
@@ -96,6 +104,12 @@ impl Journals {
         writeln!(self.equity, "{time},{equity}").map_err(|e| self.err(e))
     }
 
+    /// Append a script reload line (flushed at once: reloads are rare and people watch them).
+    pub fn reload(&mut self, line: &str) -> Result<(), JournalError> {
+        writeln!(self.reloads, "{line}").map_err(|e| self.err(e))?;
+        self.reloads.flush().map_err(|e| self.err(e))
+    }
+
     /// Note a finished window; flushes when the batch is full.
     pub fn window_done(&mut self) -> Result<(), JournalError> {
         self.since_flush += 1;
@@ -110,6 +124,7 @@ impl Journals {
         self.since_flush = 0;
         self.predictions.flush().map_err(|e| self.err(e))?;
         self.trades.flush().map_err(|e| self.err(e))?;
+        self.reloads.flush().map_err(|e| self.err(e))?;
         self.equity.flush().map_err(|e| self.err(e))
     }
 }

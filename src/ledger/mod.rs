@@ -176,6 +176,9 @@ impl Ledger {
              CREATE TABLE IF NOT EXISTS trades (
                  session INTEGER NOT NULL, window_start INTEGER NOT NULL, line TEXT NOT NULL,
                  PRIMARY KEY (session, window_start));
+             CREATE TABLE IF NOT EXISTS reloads (
+                 session INTEGER NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL,
+                 PRIMARY KEY (session, seq));
              CREATE TABLE IF NOT EXISTS equity (
                  session INTEGER NOT NULL, time INTEGER NOT NULL, equity TEXT NOT NULL,
                  PRIMARY KEY (session, time));
@@ -438,6 +441,26 @@ impl Ledger {
             tx.commit()
         })();
         result.map_err(|source| LedgerError::Sql { path, source })
+    }
+
+    /// Record a script reload (or a refused version) of a session.
+    pub fn record_reload(&self, session: i64, line: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO reloads (session, seq, line)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM reloads WHERE session = ?1), ?2)",
+                params![session, line],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// All reload lines of a session, in order.
+    pub fn reloads(&self, session: i64) -> Result<Vec<String>, LedgerError> {
+        self.lines(
+            "SELECT line FROM reloads WHERE session = ?1 ORDER BY seq",
+            session,
+        )
     }
 
     /// Record an equity point on its own (a window without a trade).

@@ -72,3 +72,20 @@ pub struct TradeRecord {
     /// `price_data`, `venue` or `void_no_data`.
     pub settled_by: String,
 }
+
+/// One line of `script_reloads.jsonl`: a new script version swapped in, or refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReloadRecord {
+    /// Session time of the window boundary where it happened, Unix seconds.
+    pub time: i64,
+    /// The script file.
+    pub script: String,
+    /// Content hash of the version running before.
+    pub old_hash: String,
+    /// Content hash of the new version (`null` when it was refused).
+    pub new_hash: Option<String>,
+    /// `active` (swapped in) or `rejected` (the old version stays).
+    pub status: String,
+    /// Why a version was refused, with file, line and column.
+    pub error: Option<String>,
+}

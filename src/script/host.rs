@@ -112,6 +112,7 @@ pub struct ScriptStrategy {
     path: PathBuf,
     name: String,
     hash: String,
+    modules: Vec<PathBuf>,
     engine: Engine,
     has_size: bool,
     logs: Rc<RefCell<LogBuffer>>,
@@ -162,7 +163,14 @@ impl ScriptStrategy {
             ..LogBuffer::default()
         }));
         let deadline = Deadline::default();
-        let mut engine = sandbox::new_engine(limits, root, logs.clone(), deadline.clone());
+        let imports = Rc::new(RefCell::new(Vec::new()));
+        let mut engine = sandbox::new_engine(
+            limits,
+            root,
+            logs.clone(),
+            deadline.clone(),
+            imports.clone(),
+        );
         ctx::register(&mut engine);
         let name = path
             .file_stem()
@@ -215,10 +223,23 @@ impl ScriptStrategy {
         })?;
         engine.register_global_module(module.into());
 
+        // The version is the script and every module it imported, so editing a shared module
+        // is a new version too.
+        let mut modules = imports.borrow().clone();
+        modules.sort();
+        let mut versioned = source.to_string();
+        for m in &modules {
+            versioned.push('\0');
+            versioned.push_str(&m.display().to_string());
+            versioned.push('\0');
+            versioned.push_str(&std::fs::read_to_string(m).unwrap_or_default());
+        }
+
         let host = ScriptStrategy {
             path: path.to_path_buf(),
             name,
-            hash: content_hash(source),
+            hash: content_hash(&versioned),
+            modules,
             engine,
             has_size,
             logs,
@@ -241,6 +262,11 @@ impl ScriptStrategy {
     /// Rhai operations used by the last call, to compare with `sandbox.max_operations`.
     pub fn last_call_operations(&self) -> u64 {
         self.deadline.operations()
+    }
+
+    /// Module files the script imported (canonical paths), part of its version.
+    pub fn modules(&self) -> &[PathBuf] {
+        &self.modules
     }
 
     /// Whether the script defines `size(ctx, decision)`.

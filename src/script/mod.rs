@@ -10,11 +10,13 @@
 //! - [`ctx`]: the read-only, lazy `ctx` the script decides from.
 //! - [`decision`]: strict checking of what the script returned.
 //! - [`host`]: loading, calling, failure classification and script memory.
+//! - [`reload`]: watching a script and its modules, and offering new versions.
 
 pub mod api;
 pub mod ctx;
 pub mod decision;
 pub mod host;
+pub mod reload;
 pub mod sandbox;
 
 pub use ctx::{AccountView, Ctx, CtxState, MarketView};
@@ -39,4 +41,22 @@ pub trait Strategy {
     fn memory_json(&self) -> Option<String>;
     /// Restore memory saved by [`Strategy::memory_json`] (on resume).
     fn restore_memory(&mut self, json: &str) -> Result<(), String>;
+}
+
+/// A new strategy version offered to the session between windows.
+pub enum Reload {
+    /// A version that loaded, with the old version's memory already carried over.
+    Swap(Box<dyn Strategy>),
+    /// A version that failed to load; the running one stays.
+    Rejected {
+        /// What was wrong, with file, line and column.
+        error: String,
+    },
+}
+
+/// Offers new versions of the running strategy; polled by the session at window boundaries
+/// so a swap never happens during a call.
+pub trait Reloader {
+    /// A new version (or a rejected one) since the last poll, if any.
+    fn poll(&mut self, current: &dyn Strategy) -> Option<Reload>;
 }

@@ -65,6 +65,7 @@ pub fn new_engine(
     strategies_root: &Path,
     logs: Rc<RefCell<LogBuffer>>,
     deadline: Deadline,
+    imports: Rc<RefCell<Vec<PathBuf>>>,
 ) -> Engine {
     let mut engine = Engine::new();
 
@@ -98,7 +99,7 @@ pub fn new_engine(
     engine.on_debug(move |s, _, _| push_log(&debug_logs, s));
     engine.register_fn("log", move |s: &str| push_log(&logs, s));
 
-    engine.set_module_resolver(ConfinedResolver::new(strategies_root));
+    engine.set_module_resolver(ConfinedResolver::new(strategies_root, imports));
     engine
 }
 
@@ -114,23 +115,27 @@ fn push_log(logs: &Rc<RefCell<LogBuffer>>, line: &str) {
 /// Resolves `import "name"` to `<strategies>/name.rhai`, and nowhere else.
 ///
 /// Absolute paths and `..` are refused before the file system is touched, and the resolved
-/// file is canonicalised so a symlink cannot lead outside the folder either.
+/// file is canonicalised so a symlink cannot lead outside the folder either. Every module it
+/// resolves is recorded, so the host can hash a script version with its modules and hot
+/// reload can watch them.
 pub struct ConfinedResolver {
     root: PathBuf,
     inner: FileModuleResolver,
+    resolved: Rc<RefCell<Vec<PathBuf>>>,
 }
 
 impl ConfinedResolver {
-    /// A resolver confined to `root`.
-    pub fn new(root: &Path) -> Self {
+    /// A resolver confined to `root`, recording resolved module files into `resolved`.
+    pub fn new(root: &Path, resolved: Rc<RefCell<Vec<PathBuf>>>) -> Self {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         ConfinedResolver {
             inner: FileModuleResolver::new_with_path(&root),
             root,
+            resolved,
         }
     }
 
-    fn check(&self, path: &str, pos: Position) -> Result<(), Box<EvalAltResult>> {
+    fn check(&self, path: &str, pos: Position) -> Result<PathBuf, Box<EvalAltResult>> {
         let refuse = |why: &str| -> Box<EvalAltResult> {
             EvalAltResult::ErrorInModule(
                 path.to_string(),
@@ -151,7 +156,7 @@ impl ConfinedResolver {
         }
         let file = self.root.join(p).with_extension("rhai");
         match file.canonicalize() {
-            Ok(real) if real.starts_with(&self.root) => Ok(()),
+            Ok(real) if real.starts_with(&self.root) => Ok(real),
             Ok(_) => Err(refuse("it resolves outside the strategies folder")),
             Err(_) => Err(refuse(&format!("no such module {}", file.display()))),
         }
@@ -166,8 +171,13 @@ impl ModuleResolver for ConfinedResolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        self.check(path, pos)?;
+        let file = self.check(path, pos)?;
         // Always resolve against the root, never relative to the importing file.
-        self.inner.resolve(engine, None, path, pos)
+        let module = self.inner.resolve(engine, None, path, pos)?;
+        let mut resolved = self.resolved.borrow_mut();
+        if !resolved.contains(&file) {
+            resolved.push(file);
+        }
+        Ok(module)
     }
 }

@@ -18,10 +18,10 @@ use crate::config::Config;
 use crate::domain::{Decision, StakeAsk, Window};
 use crate::feed::{AnomalyFilter, Candle, Feed};
 use crate::ledger::journal::Journals;
-use crate::ledger::records::{PredictionRecord, TradeRecord};
+use crate::ledger::records::{PredictionRecord, ReloadRecord, TradeRecord};
 use crate::ledger::{Account, Halt, Ledger, LedgerError, OpenPosition, SessionRow};
 use crate::risk::{DataHealth, GateInput, HaltReason, RiskGate, SideQuote, Verdict};
-use crate::script::{Ctx, MarketView, Strategy};
+use crate::script::{Ctx, MarketView, Reload, Reloader, Strategy};
 use crate::venue::{Quote, Venue, VenueError};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -58,8 +58,10 @@ pub enum Ending {
 pub struct Engine<'a, C: Clock, F: Feed, V: Venue> {
     /// Settings.
     pub config: &'a Config,
-    /// The strategy.
-    pub strategy: &'a mut dyn Strategy,
+    /// The strategy version in use.
+    pub strategy: Box<dyn Strategy>,
+    /// Where new versions come from (hot reload), if watching.
+    pub reloader: Option<Box<dyn Reloader>>,
     /// Session time.
     pub clock: C,
     /// Candle source.
@@ -105,6 +107,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             if !self.clock.wait_until(t, stop) {
                 return Ok(Ending::Interrupted);
             }
+            self.poll_reload(t)?;
             self.advance_feed(t);
             self.decide(&window, t)?;
             self.journals.window_done()?;
@@ -121,6 +124,51 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             return Ok(Ending::Halted(h));
         }
         Ok(Ending::Complete)
+    }
+
+    /// Swap in a new script version if one is ready: between windows, never during a call.
+    fn poll_reload(&mut self, t: i64) -> Result<(), SessionError> {
+        let Some(reloader) = self.reloader.as_mut() else {
+            return Ok(());
+        };
+        let Some(reload) = reloader.poll(self.strategy.as_ref()) else {
+            return Ok(());
+        };
+        let old_hash = self.strategy.content_hash().to_string();
+        let record = match reload {
+            Reload::Swap(next) => {
+                tracing::info!(
+                    "script {} reloaded: version {old_hash} → {} from this window on (memory kept)",
+                    next.name(),
+                    next.content_hash()
+                );
+                let record = ReloadRecord {
+                    time: t,
+                    script: next.name().to_string(),
+                    old_hash,
+                    new_hash: Some(next.content_hash().to_string()),
+                    status: "active".into(),
+                    error: None,
+                };
+                self.strategy = next;
+                record
+            }
+            Reload::Rejected { error } => {
+                tracing::warn!("script change refused, version {old_hash} keeps running: {error}");
+                ReloadRecord {
+                    time: t,
+                    script: self.strategy.name().to_string(),
+                    old_hash,
+                    new_hash: None,
+                    status: "rejected".into(),
+                    error: Some(error),
+                }
+            }
+        };
+        let line = json_line(&record)?;
+        self.ledger.record_reload(self.session.id, &line)?;
+        self.journals.reload(&line)?;
+        Ok(())
     }
 
     fn advance_feed(&mut self, t: i64) {

@@ -15,7 +15,8 @@ use crate::ledger::records::{PredictionRecord, TradeRecord};
 use crate::ledger::{LEDGER_FILE, Ledger, SessionStatus};
 use crate::report::Summary;
 use crate::risk::RiskGate;
-use crate::script::{Ctx, CtxState, ScriptStrategy, Strategy};
+use crate::script::reload::ScriptWatcher;
+use crate::script::{Ctx, CtxState, Reloader, ScriptStrategy, Strategy};
 use crate::venue::ReplayVenue;
 use rhai::{Dynamic, Map};
 use sha2::{Digest, Sha256};
@@ -41,6 +42,8 @@ pub struct ReplaySpec {
     pub out_dir: Option<PathBuf>,
     /// Start over even if the same run exists in the ledger.
     pub fresh: bool,
+    /// Watch the script and its modules and swap in new versions between windows.
+    pub watch: bool,
 }
 
 /// How a replay run went, for the CLI to print.
@@ -134,12 +137,13 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
     let (session, resumed_at) = match existing {
         Some(row) if !spec.fresh && row.status != SessionStatus::Running => {
             let summary = summarize(&ledger, row.id, &row.account)?;
-            let (p, t, e) = (
+            let (p, t, e, r) = (
                 ledger.predictions(row.id)?,
                 ledger.trades(row.id)?,
                 ledger.equity(row.id)?,
+                ledger.reloads(row.id)?,
             );
-            Journals::rebuild(&out_dir, &p, &t, &e, flush)?.flush()?;
+            Journals::rebuild(&out_dir, &p, &t, &e, &r, flush)?.flush()?;
             return Ok(ReplayOutcome {
                 ending: None,
                 resumed_at: None,
@@ -184,6 +188,7 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
         &ledger.predictions(session.id)?,
         &ledger.trades(session.id)?,
         &ledger.equity(session.id)?,
+        &ledger.reloads(session.id)?,
         flush,
     )?;
 
@@ -198,9 +203,19 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
     let first_slug = windows[0].slug.clone();
     let n_windows = windows.len();
     let script_hash = strategy.content_hash().to_string();
+    let reloader: Option<Box<dyn Reloader>> = if spec.watch {
+        let watcher =
+            ScriptWatcher::start(&spec.strategy, &script_hash, &config.sandbox).map_err(|e| {
+                SessionError::Setup(format!("{e} (pass --no-reload to run without hot reload)"))
+            })?;
+        Some(Box::new(watcher))
+    } else {
+        None
+    };
     let mut engine = Engine {
         config,
-        strategy: &mut strategy,
+        strategy: Box::new(strategy),
+        reloader,
         clock: SimulatedClock::new(spec.speed),
         feed: ReplayFeed::new(recorded),
         venue: ReplayVenue::new(&config.replay),
