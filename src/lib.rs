@@ -22,6 +22,7 @@
 //! - [`report`]: summaries computed from the ledger's records.
 //! - [`session`]: the one loop shared by replay, paper and live.
 //! - [`validate`]: `updown validate`, checking scripts against fixtures before they trade.
+//! - [`loopback`]: a test venue serving recorded Binance and Polymarket data on 127.0.0.1.
 //!
 //! The binary's command line lives in `src/cli/` and is not part of the library: the core
 //! never depends on it.
@@ -34,6 +35,7 @@ pub mod domain;
 pub mod feed;
 pub mod indicators;
 pub mod ledger;
+pub mod loopback;
 pub mod report;
 pub mod risk;
 pub mod script;

@@ -511,11 +511,38 @@ fn a_strategy_with_a_syntax_error_names_the_file_and_line() {
 
 #[test]
 fn a_run_without_replay_data_suggests_the_replay_flag() {
+    // Without --replay the session wants live data; point it at a closed port on this
+    // machine (tests never reach beyond 127.0.0.1) so it fails as it would offline.
     let dir = tempdir();
     let out = dir.path().join("out");
-    let r = updown(&["run", "--strategy", RSI_EMA, "--out", s(&out)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[live]\nbinance_rest = \"http://127.0.0.1:{port}\"\nbinance_ws = \"ws://127.0.0.1:{port}\"\nreconnect_min_ms = 50\nreconnect_max_ms = 100\n"
+        ),
+    )
+    .expect("writing the config");
+    let r = updown(&[
+        "run",
+        "--strategy",
+        RSI_EMA,
+        "--config",
+        s(&config),
+        "--out",
+        s(&out),
+    ]);
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("--replay"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        r.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -534,9 +561,14 @@ fn summary_field<'a>(stdout: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label:?} line in the summary:\n{stdout}"))
 }
 
+/// An amount as printed: `$4.45`, `+$4.45`, `-$30.00`.
 fn money(text: &str) -> Decimal {
-    text.trim()
-        .trim_start_matches('$')
+    let t = text.trim();
+    let (sign, rest) = match t.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", t.strip_prefix('+').unwrap_or(t)),
+    };
+    format!("{sign}{}", rest.trim_start_matches('$'))
         .parse()
         .unwrap_or_else(|e| panic!("{text:?} is not an amount: {e}"))
 }

@@ -5,9 +5,12 @@
 //! setup, prompts and exit codes. No trading logic lives here.
 
 mod api;
+mod backtest;
 mod logging;
+mod report;
 mod run;
 mod status;
+mod status_line;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -28,7 +31,9 @@ enum Command {
     /// Run a trading session with a strategy script.
     ///
     /// With --replay, the session replays recorded 1-minute BTC candles on a simulated clock
-    /// (paper money, replay venue). Restarting the same run resumes it where it stopped.
+    /// (paper money, replay venue). Without it, a paper session on live data: the Binance
+    /// feed and Polymarket's books from the [live] URLs of the config, simulated fills.
+    /// Restarting the same run resumes it where it stopped.
     Run(run::RunArgs),
     /// Show the ledger's state: equity, open position, and any halt with its reason.
     Status(status::StatusArgs),
@@ -38,6 +43,17 @@ enum Command {
     Api(api::ApiArgs),
     /// Check strategy scripts against their fixtures: compile, expected answers, determinism, budget.
     Validate(validate::ValidateArgs),
+    /// Backtest a strategy on recorded data: a fresh session through the same loop as `run`,
+    /// with real fees and order minimums, optional real Polymarket outcomes, a fingerprint,
+    /// parameter sweeps and a look-ahead self-check.
+    ///
+    /// Each backtest starts a fresh session in its output folder (default
+    /// data/backtests/<strategy stem>/): the ledger.sqlite(-wal/-shm) and journals updown
+    /// wrote there before are replaced, so an earlier halt there does not block it.
+    Backtest(backtest::BacktestArgs),
+    /// Print the full report of an earlier run from the journals in its output folder, and
+    /// (re)write report.json, equity.png and equity.svg there.
+    Report(report::ReportArgs),
 }
 
 /// Options shared by commands that read the configuration and output folder.
@@ -61,6 +77,8 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::ResetHalt(args) => status::reset_halt(args),
         Command::Api(args) => api::api(args),
         Command::Validate(args) => validate::validate_cmd(args),
+        Command::Backtest(args) => backtest::backtest(args),
+        Command::Report(args) => report::report(args),
     }
 }
 

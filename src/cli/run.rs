@@ -1,14 +1,29 @@
 //! `updown run`: start or resume a session and print what it did.
+//!
+//! With `--replay CSV` the session replays recorded candles on a simulated clock. Without
+//! it, the session is a paper session on live data (`[live]` in the config): the live
+//! Binance feed and Polymarket's books, simulated fills, a wall clock synchronised to the
+//! exchange; while it runs, a status block at the bottom of the terminal shows what is
+//! happening ([`super::status_line`]). With no network it fails at once, naming the host it
+//! could not reach and pointing at `--replay`. Both modes share the signal handling (a
+//! first SIGINT/SIGTERM finishes the current step and saves state, a second exits at once),
+//! the session thread and the printed result.
 
+use super::status_line::{self, StatusBlock};
 use super::{Common, load_config, logging, out_dir};
 use anyhow::{Context, bail};
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use updown::config::parse_param_overrides;
-use updown::session::{Ending, ReplaySpec, run_replay};
+use updown::config::{Config, parse_param_overrides};
+use updown::session::live::LiveError;
+use updown::session::replay::ReplayOutcome;
+use updown::session::{Ending, LiveSpec, ReplaySpec, run_live, run_replay};
+
+/// The bundled recorded data the no-network message points at.
+const BUNDLED_DATA: &str = "data/binance_spot_BTCUSDT_1m_fullcols_2025-10-29_2025-11-01.csv";
 
 /// Native stack for the session thread, where scripts run.
 const SESSION_STACK_BYTES: usize = 64 * 1024 * 1024;
@@ -22,11 +37,13 @@ pub struct RunArgs {
     #[command(flatten)]
     common: Common,
     /// Replay recorded Binance 1m klines from this CSV instead of live feeds. Accepts the
-    /// 6-column, full 12-column and close-time layouts, ISO or millisecond times.
+    /// 6-column, full 12-column and close-time layouts, ISO or millisecond times. Without
+    /// it, the session trades paper money on live data from the `[live]` URLs.
     #[arg(long, value_name = "CSV")]
     replay: Option<PathBuf>,
     /// Pace the replay at X times real time (e.g. 60 = one simulated minute per second).
-    /// Without it, the replay runs as fast as the machine allows.
+    /// Without it, the replay runs as fast as the machine allows. (A live session runs on
+    /// the exchange's clock: `[live] clock_speed`.)
     #[arg(long, value_name = "X", value_parser = parse_speed)]
     speed: Option<f64>,
     /// Number of windows in the session (default: session.intervals, 18 = 90 minutes).
@@ -62,25 +79,55 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.common)?;
     let out = out_dir(&args.common, &config);
-    let Some(replay) = args.replay.clone() else {
-        bail!(
-            "live feeds are not available in this version; pass --replay with a recorded CSV, e.g.\n  \
-             updown run --strategy {} --replay data/binance_spot_BTCUSDT_1m_fullcols_2025-10-29_2025-11-01.csv",
-            args.strategy.display()
-        );
-    };
-    logging::init(&out, args.quiet)?;
-    let overrides = parse_param_overrides(&args.params)?;
+    match args.replay.clone() {
+        Some(replay) => replay_mode(&args, config, out, replay),
+        None => live_mode(&args, config, out),
+    }
+}
 
+/// SIGINT/SIGTERM raise the returned flag; a second one while the first is being honoured
+/// exits at once.
+fn install_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while the first is being honoured exits at once.
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
             .context("installing the signal handler")?;
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("installing the signal handler")?;
     }
+    Ok(stop)
+}
 
+/// Runs `f` on the session thread (scripts run there: a generous stack keeps even the
+/// deepest call nesting the sandbox allows far from a native stack overflow, in debug
+/// builds too).
+fn session_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<std::thread::JoinHandle<T>> {
+    std::thread::Builder::new()
+        .name("session".into())
+        .stack_size(SESSION_STACK_BYTES)
+        .spawn(f)
+        .context("starting the session thread")
+}
+
+fn joined<T>(handle: std::thread::JoinHandle<T>) -> anyhow::Result<T> {
+    handle.join().map_err(|_| {
+        anyhow::anyhow!(
+            "the session thread panicked; the ledger holds every step committed before it"
+        )
+    })
+}
+
+fn replay_mode(
+    args: &RunArgs,
+    config: Config,
+    out: PathBuf,
+    replay: PathBuf,
+) -> anyhow::Result<ExitCode> {
+    logging::init(&out, args.quiet)?;
+    let overrides = parse_param_overrides(&args.params)?;
+    let stop = install_signals()?;
     let spec = ReplaySpec {
         strategy: args.strategy.clone(),
         data: replay.clone(),
@@ -102,22 +149,70 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         out.display()
     );
-    // Scripts run on this thread; a generous stack keeps even the deepest call nesting the
-    // sandbox allows far from a native stack overflow, in debug builds too.
     let session_stop = Arc::clone(&stop);
-    let outcome = std::thread::Builder::new()
-        .name("session".into())
-        .stack_size(SESSION_STACK_BYTES)
-        .spawn(move || run_replay(&spec, &session_stop))
-        .context("starting the session thread")?
-        .join()
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "the session thread panicked; the ledger holds every step committed before it"
-            )
-        })?
+    let outcome = joined(session_thread(move || run_replay(&spec, &session_stop))?)?
         .context("running the session")?;
+    print_outcome(&outcome)
+}
 
+fn live_mode(args: &RunArgs, config: Config, out: PathBuf) -> anyhow::Result<ExitCode> {
+    if let Some(x) = args.speed {
+        bail!(
+            "--speed {x} paces a replay (with --replay CSV); a live session runs on the exchange's clock. \
+             Against the loopback test venue, set `clock_speed` in the [live] section of the config instead"
+        );
+    }
+    let tty = std::io::stderr().is_terminal() && !args.quiet;
+    let block = tty.then(StatusBlock::new);
+    logging::init_with(&out, args.quiet, block.as_ref())?;
+    let overrides = parse_param_overrides(&args.params)?;
+    let stop = install_signals()?;
+    let live = &config.live;
+    eprintln!(
+        "updown run: {} on live data from {} ({}), paper money on Polymarket's books at {}, output in {}",
+        args.strategy.display(),
+        updown::feed::net::host_of(&live.binance_ws),
+        if (live.clock_speed - 1.0).abs() > f64::EPSILON {
+            format!("clock {}× — loopback test venue only", live.clock_speed)
+        } else {
+            "real time".into()
+        },
+        updown::feed::net::host_of(&live.clob_ws),
+        out.display()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spec = LiveSpec {
+        strategy: args.strategy.clone(),
+        config,
+        overrides,
+        intervals: args.intervals,
+        out_dir: Some(out.clone()),
+        fresh: args.fresh,
+        watch: !args.no_reload,
+        events: Some(tx),
+    };
+    let session_stop = Arc::clone(&stop);
+    let handle = session_thread(move || run_live(&spec, &session_stop))?;
+    status_line::watch(&rx, block.as_ref(), || handle.is_finished());
+    match joined(handle)? {
+        Ok(outcome) => print_outcome(&outcome),
+        Err(LiveError::Feed(e)) => bail!(no_network(&e.to_string(), &args.strategy)),
+        Err(e) => Err(anyhow::Error::new(e).context("running the live session")),
+    }
+}
+
+/// The message for a live session that cannot get its data.
+fn no_network(error: &str, strategy: &Path) -> String {
+    format!(
+        "cannot start a live session: {error}\n\
+         Check the network and the [live] URLs in the config; or run the strategy on recorded \
+         data instead:\n  updown run --strategy {} --replay {BUNDLED_DATA}",
+        strategy.display()
+    )
+}
+
+/// Prints how a session went (both modes) and returns the exit code.
+fn print_outcome(outcome: &ReplayOutcome) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(out)?;
     match (&outcome.ending, outcome.resumed_at) {
@@ -156,7 +251,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             String::new()
         }
     )?;
-    writeln!(out, "{}", outcome.summary)?;
+    // The full report, computed from the journals just written, exactly as `updown report`
+    // computes it later; report.json and the charts go beside the journals.
+    match super::report::build(&outcome.out_dir, true) {
+        Ok((report, written)) => {
+            writeln!(out, "\n{report}")?;
+            if let Some(w) = &written {
+                writeln!(out, "{}", super::report::written_line(w))?;
+            }
+        }
+        Err(e) => {
+            writeln!(out, "{}", outcome.summary)?;
+            tracing::warn!("no full report: {e:#}");
+        }
+    }
     writeln!(
         out,
         "Journals: {0}/predictions.jsonl, {0}/trades.jsonl, {0}/equity_curve.csv; log {0}/{1}; ledger {0}/ledger.sqlite",

@@ -1,8 +1,10 @@
-//! `updown validate`: check strategy scripts against their fixtures and print the verdict,
-//! as a table for a person or as one JSON document for CI.
+//! `updown validate`: check strategy scripts against their fixtures and with a smoke check on
+//! recorded data, and print the verdict, as a table for a person or as one JSON document for
+//! CI.
 //!
-//! Exit codes: 0 when every script compiled and every fixture passed, 1 when anything
-//! failed, 2 for usage and configuration errors (a missing file, a bad config).
+//! Exit codes: 0 when every script compiled, every fixture passed and every smoke check
+//! passed (or was skipped), 1 when anything failed, 2 for usage and configuration errors (a
+//! missing file, a bad config, unreadable `--data`).
 
 use super::{Common, load_config};
 use anyhow::{Context, bail};
@@ -10,7 +12,14 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use updown::validate::{Answer, Expect, FixtureReport, Report, StrategyReport, validate};
+use updown::feed::load_csv;
+use updown::validate::{
+    Answer, DEFAULT_SMOKE_WINDOWS, Expect, FixtureReport, Options, Problem, Report, SmokeData,
+    SmokeReport, StrategyReport, smoke, validate_with,
+};
+
+/// The candle file the smoke check uses when `--data` is not given, if it exists.
+pub const DEFAULT_DATA: &str = "data/binance_spot_BTCUSDT_1m_fullcols_2025-10-29_2025-11-01.csv";
 
 /// The fixture format, shown by `updown validate --help`.
 const FIXTURE_HELP: &str = "\
@@ -41,7 +50,17 @@ Fixture files (TOML), one situation each; unknown keys are errors:
 
 Every candle is closed and visible; the decision is at the close of the last one, which must
 be a window start minus session.decision_lead_secs. Each fixture runs on two freshly loaded
-instances and twice on the first: a different answer is reported as non-deterministic.";
+instances and twice on the first: a different answer is reported as non-deterministic.
+
+Smoke check (with or without fixtures): each script also decides the first --smoke-windows
+windows (default 5) of a recorded candle file (--data, default
+data/binance_spot_BTCUSDT_1m_fullcols_2025-10-29_2025-11-01.csv when it exists) the way a
+replay session reaches them, on one instance whose memory carries over. Every predict and
+size call must succeed within the sandbox and return a valid decision and a finite stake
+≥ 0; each failure is reported with its kind (script_operation_budget, script_call_depth,
+script_timeout, script_runtime_error, script_bad_return, script_memory,
+script_data_too_large, invalid_stake), the file, the line and column when known, the call
+and the windows. Nothing is traded. Without data it says \"smoke check skipped: no data\".";
 
 /// Flags of `updown validate`.
 #[derive(Debug, clap::Args)]
@@ -57,6 +76,14 @@ pub struct ValidateArgs {
     /// Print one JSON document (for CI) instead of the table.
     #[arg(long)]
     json: bool,
+    /// Recorded 1m candles for the smoke check (any layout `run --replay` reads). Default:
+    /// data/binance_spot_BTCUSDT_1m_fullcols_2025-10-29_2025-11-01.csv if it exists,
+    /// otherwise the smoke check is skipped.
+    #[arg(long, value_name = "CSV")]
+    data: Option<PathBuf>,
+    /// Windows the smoke check decides per script (0 turns it off).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SMOKE_WINDOWS)]
+    smoke_windows: u32,
     /// Configuration file: sandbox limits, risk limits, the replay quote model, default
     /// stake and [params.<stem>] (every setting is documented in the shipped config.toml).
     #[arg(long, value_name = "FILE", default_value = "config.toml")]
@@ -79,8 +106,14 @@ pub fn validate_cmd(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("--fixtures {}: no such folder", dir.display());
     }
-    let report = validate(&args.strategies, args.fixtures.as_deref(), &config)
-        .context("validating strategies")?;
+    let smoke = smoke_data(args.data.as_deref(), args.smoke_windows)?;
+    let options = Options {
+        fixtures_root: args.fixtures.as_deref(),
+        smoke,
+        smoke_windows: args.smoke_windows,
+    };
+    let report =
+        validate_with(&args.strategies, &options, &config).context("validating strategies")?;
     let text = if args.json {
         let mut t = serde_json::to_string_pretty(&report).context("writing the JSON report")?;
         t.push('\n');
@@ -104,6 +137,34 @@ pub fn validate_cmd(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The smoke check's candles: `--data`, else the bundled file if it is there, else none.
+fn smoke_data(data: Option<&std::path::Path>, windows: u32) -> anyhow::Result<SmokeData> {
+    if windows == 0 {
+        return Ok(SmokeData::Skipped(
+            "smoke check skipped: --smoke-windows 0".into(),
+        ));
+    }
+    let path = match data {
+        Some(p) => {
+            if !p.is_file() {
+                bail!("--data {}: no such file", p.display());
+            }
+            p.to_path_buf()
+        }
+        None => {
+            let p = PathBuf::from(DEFAULT_DATA);
+            if !p.is_file() {
+                return Ok(SmokeData::Skipped(format!(
+                    "smoke check skipped: no data ({DEFAULT_DATA} not found; pass --data CSV)"
+                )));
+            }
+            p
+        }
+    };
+    let recorded = load_csv(&path).context("loading the smoke check's candles (--data)")?;
+    Ok(SmokeData::Recorded(recorded))
+}
+
 /// The report as a table with per-strategy lines, a totals line and the failure details.
 fn render(report: &Report) -> String {
     let mut rows: Vec<[String; 7]> = vec![[
@@ -124,7 +185,13 @@ fn render(report: &Report) -> String {
                 "error".into(),
                 String::new(),
                 String::new(),
-                format!("FAIL {}", first_line(e, 60)),
+                match &s.load_error {
+                    Some(p) => match (p.line, p.column) {
+                        (Some(l), Some(c)) => format!("FAIL {} at line {l}, column {c}", p.kind),
+                        _ => format!("FAIL {}", p.kind),
+                    },
+                    None => format!("FAIL {}", first_line(e, 60)),
+                },
             ]);
             continue;
         }
@@ -149,6 +216,9 @@ fn render(report: &Report) -> String {
                 f.max_call_us.map_or(String::new(), thousands),
                 result(f),
             ]);
+        }
+        if let Some(smoke) = &s.smoke {
+            rows.push(smoke_row(&s.name, smoke));
         }
     }
     let mut width = [0usize; 7];
@@ -189,10 +259,13 @@ fn render(report: &Report) -> String {
     let t = &report.totals;
     let _ = writeln!(
         out,
-        "\nTOTAL: {} strategies, {} compiled, {} failed to compile; {} fixtures: {} passed, {} failed → {}",
+        "\nTOTAL: {} strategies, {} compiled, {} failed to compile; smoke checks: {} passed, {} failed, {} skipped; {} fixtures: {} passed, {} failed → {}",
         t.strategies,
         t.compiled,
         t.compile_errors,
+        t.smoke_passed,
+        t.smoke_failed,
+        t.smoke_skipped,
         t.fixtures,
         t.passed,
         t.failed,
@@ -204,8 +277,17 @@ fn render(report: &Report) -> String {
     for s in &report.strategies {
         if let Some(e) = &s.compile_error {
             let _ = writeln!(details, "  {} ({})", s.name, s.path.display());
-            for line in e.lines() {
-                let _ = writeln!(details, "    {line}");
+            let mut lines = e.lines();
+            match &s.load_error {
+                Some(p) => {
+                    let _ = writeln!(details, "    - {}: {}", p.kind, lines.next().unwrap_or(""));
+                }
+                None => {
+                    let _ = writeln!(details, "    {}", lines.next().unwrap_or(""));
+                }
+            }
+            for line in lines {
+                let _ = writeln!(details, "      {line}");
             }
         }
         for f in &s.fixtures {
@@ -226,6 +308,31 @@ fn render(report: &Report) -> String {
                 let _ = writeln!(notes, "  {} / {}: {n}", s.name, f.name);
             }
         }
+        if let Some(smoke) = &s.smoke {
+            if !smoke.problems.is_empty() {
+                let _ = writeln!(
+                    details,
+                    "  {} / smoke ({} on {})",
+                    s.name,
+                    s.path.display(),
+                    smoke
+                        .data
+                        .as_ref()
+                        .map_or_else(|| "?".into(), |d| d.display().to_string())
+                );
+                for p in &smoke.problems {
+                    write_problem(&mut details, p, smoke.windows.len());
+                }
+            }
+            for p in &smoke.warnings {
+                let _ = writeln!(notes, "  {} / smoke: {}: {}", s.name, p.kind, p.message);
+            }
+            if let Some(note) = &smoke.note
+                && smoke.status != smoke::SKIPPED
+            {
+                let _ = writeln!(notes, "  {} / smoke: {note}", s.name);
+            }
+        }
     }
     if !details.is_empty() {
         let _ = write!(out, "\nFailures:\n{details}");
@@ -236,9 +343,100 @@ fn render(report: &Report) -> String {
     out
 }
 
+/// One failure of the smoke check: kind, call, windows, then the message.
+fn write_problem(out: &mut String, p: &Problem, windows: usize) {
+    let mut head = p.kind.clone();
+    if let Some(f) = &p.function {
+        let _ = write!(head, " in {f}");
+    }
+    if let (Some(l), Some(c)) = (p.line, p.column) {
+        let _ = write!(head, " at line {l}, column {c}");
+    }
+    if !p.windows.is_empty() {
+        let _ = write!(
+            head,
+            " ({} of {windows} windows, first {})",
+            p.windows.len(),
+            p.windows[0]
+        );
+    }
+    let mut lines = p.message.lines();
+    let _ = writeln!(out, "    - {head}: {}", lines.next().unwrap_or(""));
+    for line in lines {
+        let _ = writeln!(out, "      {line}");
+    }
+}
+
+/// The table row of a smoke check.
+fn smoke_row(name: &str, smoke: &SmokeReport) -> [String; 7] {
+    let n = smoke.windows.len();
+    let (mut up, mut down, mut skip, mut failed) = (0, 0, 0, 0);
+    for w in &smoke.windows {
+        match (w.failure.is_some(), w.side.as_deref()) {
+            (true, _) => failed += 1,
+            (false, Some("up")) => up += 1,
+            (false, Some("down")) => down += 1,
+            _ => skip += 1,
+        }
+    }
+    let mut got = Vec::new();
+    for (count, what) in [
+        (up, "up"),
+        (down, "down"),
+        (skip, "skip"),
+        (failed, "failed"),
+    ] {
+        if count > 0 {
+            got.push(format!("{count} {what}"));
+        }
+    }
+    let result = match smoke.status {
+        smoke::SKIPPED => smoke.note.clone().unwrap_or_else(|| "skipped".into()),
+        smoke::FAILED => {
+            let first = &smoke.problems[0];
+            let more = smoke.problems.len() - 1;
+            let mut r = format!(
+                "FAIL {} ({} of {n} windows)",
+                first.kind,
+                first.windows.len()
+            );
+            if more > 0 {
+                let _ = write!(r, " (+{more} more)");
+            }
+            r
+        }
+        _ if smoke.warnings.is_empty() => "PASS".into(),
+        _ => "PASS (see notes)".into(),
+    };
+    [
+        name.to_string(),
+        "(smoke)".into(),
+        if smoke.status == smoke::SKIPPED {
+            "-".into()
+        } else {
+            format!("{n} windows valid")
+        },
+        if got.is_empty() {
+            "-".into()
+        } else {
+            got.join(", ")
+        },
+        smoke.max_operations.map_or(String::new(), thousands),
+        smoke.max_call_us.map_or(String::new(), thousands),
+        result,
+    ]
+}
+
 fn strategy_line(s: &StrategyReport, report: &Report) -> String {
     if s.compile_error.is_some() {
-        return format!("{}: does not compile (details below)", s.path.display());
+        return match &s.load_error {
+            Some(p) => format!(
+                "{}: does not load: {} (details below)",
+                s.path.display(),
+                p.kind
+            ),
+            None => format!("{}: does not compile (details below)", s.path.display()),
+        };
     }
     let mut line = format!(
         "{}: compiled (script {}{})",
@@ -252,15 +450,37 @@ fn strategy_line(s: &StrategyReport, report: &Report) -> String {
     );
     if let Some(note) = &s.note {
         let _ = write!(line, "; {note}");
-        return line;
+    } else {
+        let passed = s.fixtures.iter().filter(|f| f.passed).count();
+        let n = s.fixtures.len();
+        let _ = write!(
+            line,
+            "; {n} fixture{}, {passed} passed",
+            if n == 1 { "" } else { "s" }
+        );
     }
-    let passed = s.fixtures.iter().filter(|f| f.passed).count();
-    let n = s.fixtures.len();
-    let _ = write!(
-        line,
-        "; {n} fixture{}, {passed} passed",
-        if n == 1 { "" } else { "s" }
-    );
+    if let Some(smoke) = &s.smoke {
+        match smoke.status {
+            smoke::SKIPPED => {
+                let _ = write!(
+                    line,
+                    "; {}",
+                    smoke.note.as_deref().unwrap_or("smoke check skipped")
+                );
+            }
+            status => {
+                let _ = write!(
+                    line,
+                    "; smoke check {status} on {} windows of {}",
+                    smoke.windows.len(),
+                    smoke
+                        .data
+                        .as_ref()
+                        .map_or_else(|| "?".into(), |d| d.display().to_string())
+                );
+            }
+        }
+    }
     let l = &report.limits;
     if let Some(ops) = s.max_operations {
         let _ = write!(

@@ -74,6 +74,80 @@ pub struct Config {
     /// `strategies/rsi_ema.rhai`); scripts read them as `ctx.params`.
     #[serde(default)]
     pub params: BTreeMap<String, toml::Table>,
+    /// Live data and paper sessions: service base URLs, the session clock's speed, and the
+    /// feed's network timings.
+    #[serde(default)]
+    pub live: LiveConfig,
+}
+
+/// `[live]`: where live data comes from and how patiently it is waited for.
+///
+/// Every base URL is configuration so that a session can be pointed at the loopback test
+/// venue (`updown-loopback` prints this section with its own URLs) or at a mirror. Network
+/// timings are **real** milliseconds: they are about sockets, so `clock_speed` does not
+/// scale them.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Binance spot REST base (`/api/v3/klines`, `/api/v3/time` are appended).
+    pub binance_rest: String,
+    /// Binance spot WebSocket base (`/stream?streams=…` is appended).
+    pub binance_ws: String,
+    /// Coinbase base (`/v2/prices/BTC-USD/spot` is appended); fallback spot price.
+    pub coinbase: String,
+    /// CoinGecko base (`/api/v3/simple/price?…` is appended); second fallback spot price.
+    pub coingecko: String,
+    /// Polymarket Gamma base (`/events?slug=…` is appended).
+    pub gamma: String,
+    /// Polymarket CLOB REST base (`/book?token_id=…` is appended).
+    pub clob_rest: String,
+    /// Polymarket CLOB WebSocket base (`/ws/market` is appended).
+    pub clob_ws: String,
+    /// Session seconds per real second. 1.0 with real exchanges; more only against the
+    /// loopback venue, whose virtual clock runs that much faster.
+    pub clock_speed: f64,
+    /// No valid frame on the Binance stream for this long (real ms): the data is marked
+    /// stale, so the risk gate refuses entries, and the stream is reconnected.
+    pub stall_timeout_ms: u64,
+    /// How long a decision waits (real ms) for the 1m bar that closes at its time before it
+    /// goes ahead without it and lets the risk gate judge the data's age.
+    pub bar_grace_ms: u64,
+    /// First reconnect delay (real ms); doubles per failed attempt, with jitter.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay (real ms).
+    pub reconnect_max_ms: u64,
+    /// Timeout of one HTTP request or WebSocket handshake (real ms).
+    pub http_timeout_ms: u64,
+    /// Attempts per REST call on a network error, 429 or 5xx, with exponential backoff.
+    pub http_attempts: u32,
+    /// While Binance is unreachable, poll the fallback spot price this often (real ms).
+    pub fallback_poll_ms: u64,
+    /// A decision that cannot be made within this many session seconds after its time (the
+    /// bot was not running, or fell behind) is journaled as `missed`, never traded late.
+    pub max_decision_delay_secs: i64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            binance_rest: "https://api.binance.com".into(),
+            binance_ws: "wss://stream.binance.com:9443".into(),
+            coinbase: "https://api.coinbase.com".into(),
+            coingecko: "https://api.coingecko.com".into(),
+            gamma: "https://gamma-api.polymarket.com".into(),
+            clob_rest: "https://clob.polymarket.com".into(),
+            clob_ws: "wss://ws-subscriptions-clob.polymarket.com".into(),
+            clock_speed: 1.0,
+            stall_timeout_ms: 10_000,
+            bar_grace_ms: 3_000,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+            http_timeout_ms: 10_000,
+            http_attempts: 3,
+            fallback_poll_ms: 5_000,
+            max_decision_delay_secs: 30,
+        }
+    }
 }
 
 /// Session shape.
@@ -433,6 +507,43 @@ impl Config {
             dec!(0),
             dec!(1_000_000),
         );
+        let l = &self.live;
+        for (key, url) in [
+            ("live.binance_rest", &l.binance_rest),
+            ("live.coinbase", &l.coinbase),
+            ("live.coingecko", &l.coingecko),
+            ("live.gamma", &l.gamma),
+            ("live.clob_rest", &l.clob_rest),
+        ] {
+            v.url(key, url, &["http://", "https://"]);
+        }
+        for (key, url) in [
+            ("live.binance_ws", &l.binance_ws),
+            ("live.clob_ws", &l.clob_ws),
+        ] {
+            v.url(key, url, &["ws://", "wss://"]);
+        }
+        v.float("live.clock_speed", l.clock_speed, 0.01, 10_000.0);
+        v.int("live.stall_timeout_ms", l.stall_timeout_ms, 50, 600_000);
+        v.int("live.bar_grace_ms", l.bar_grace_ms, 0, 60_000);
+        v.int("live.reconnect_min_ms", l.reconnect_min_ms, 10, 60_000);
+        v.int("live.reconnect_max_ms", l.reconnect_max_ms, 10, 600_000);
+        if l.reconnect_max_ms < l.reconnect_min_ms {
+            v.fail(
+                "live.reconnect_max_ms",
+                l.reconnect_max_ms,
+                "must not be below live.reconnect_min_ms",
+            );
+        }
+        v.int("live.http_timeout_ms", l.http_timeout_ms, 50, 120_000);
+        v.int("live.http_attempts", l.http_attempts, 1, 10);
+        v.int("live.fallback_poll_ms", l.fallback_poll_ms, 50, 600_000);
+        v.int(
+            "live.max_decision_delay_secs",
+            l.max_decision_delay_secs,
+            0,
+            s.interval_secs,
+        );
         match v.error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -440,9 +551,15 @@ impl Config {
     }
 
     /// A short, stable hash of the settings that change results, for journals and run keys.
+    /// `[live]` (where data comes from and network timings) is left out: pointing a session
+    /// at a mirror changes no decision rule.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
-        let text = format!("{self:?}");
+        let rules = Config {
+            live: LiveConfig::default(),
+            ..self.clone()
+        };
+        let text = format!("{rules:?}");
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
 }
@@ -504,6 +621,18 @@ impl Validator<'_> {
         }
     }
 
+    fn url(&mut self, key: &str, value: &str, schemes: &[&str]) {
+        let rest = schemes.iter().find_map(|s| value.strip_prefix(s));
+        let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+        if host.is_none_or(str::is_empty) || value.chars().any(char::is_whitespace) {
+            self.fail(
+                key,
+                format!("{value:?}"),
+                &format!("must be a URL starting with {}", schemes.join(" or ")),
+            );
+        }
+    }
+
     fn float(&mut self, key: &str, value: f64, lo: f64, hi: f64) {
         if !value.is_finite() || value < lo || value > hi {
             self.fail(key, value, &format!("must be between {lo} and {hi}"));
@@ -527,6 +656,7 @@ mod tests {
         assert_eq!(c.risk.max_stake, dec!(25));
         assert_eq!(c.replay.fee_rate, dec!(0.072));
         assert_eq!(c.account.starting_capital, dec!(100));
+        assert_eq!(c.live, LiveConfig::default());
     }
 
     #[test]
@@ -552,6 +682,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("session.interval_secs"), "{err}");
+    }
+
+    #[test]
+    fn live_section_checks_urls_and_ranges_and_stays_out_of_the_fingerprint() {
+        let c = parse("[live]\nbinance_rest = \"http://127.0.0.1:9/binance\"\nclock_speed = 300\n")
+            .unwrap();
+        assert_eq!(c.live.binance_rest, "http://127.0.0.1:9/binance");
+        assert_eq!(c.live.clock_speed, 300.0);
+        assert_eq!(c.fingerprint(), Config::default().fingerprint());
+        for (text, key) in [
+            ("[live]\nbinance_ws = \"http://x\"\n", "live.binance_ws"),
+            ("[live]\ngamma = \"ftp://x\"\n", "live.gamma"),
+            ("[live]\nclob_rest = \"https://\"\n", "live.clob_rest"),
+            ("[live]\nclock_speed = 0\n", "live.clock_speed"),
+            ("[live]\nhttp_attempts = 0\n", "live.http_attempts"),
+            (
+                "[live]\nreconnect_min_ms = 500\nreconnect_max_ms = 100\n",
+                "live.reconnect_max_ms",
+            ),
+            (
+                "[live]\nmax_decision_delay_secs = 301\n",
+                "live.max_decision_delay_secs",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

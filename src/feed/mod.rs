@@ -2,15 +2,28 @@
 //!
 //! A [`Feed`] hands the session every candle closed at or before a given time, in order, and
 //! nothing later; that single rule is what keeps the future out of every decision. The
-//! replay feed serves a recorded file ([`recorded`]); live feeds (Binance WebSocket) will
-//! implement the same trait. The [`AnomalyFilter`] sits between feed and session so that a
+//! replay feed serves a recorded file ([`recorded`]); the live feed ([`live`]: Binance
+//! WebSocket, REST backfill, watchdog, Coinbase/CoinGecko fallback, over [`net`])
+//! implements the same trait. The [`AnomalyFilter`] sits between feed and session so that a
 //! wild print is rejected the same way in every mode.
+//!
+//! Backtests add two inputs: several recorded files joined into one history ([`join`],
+//! served by [`join::HistoryFeed`] with a hard cut-off), and Polymarket's recorded
+//! resolutions ([`outcomes`]), which settle trades but never reach a decision.
 
+pub mod binance;
 pub mod candle;
+pub mod join;
+pub mod live;
+pub mod net;
+pub mod outcomes;
 pub mod recorded;
+pub mod spot;
 
 pub use candle::{CANDLE_SECS, Candle};
-pub use recorded::{Gap, Recorded, load_csv};
+pub use join::{HistoryFeed, Joined, load_joined};
+pub use outcomes::{Lookup, Outcomes, load_outcomes};
+pub use recorded::{Gap, Layout, Recorded, load_csv};
 
 /// A source of closed candles, driven by the session's clock.
 pub trait Feed {
@@ -25,6 +38,13 @@ pub trait Feed {
 
     /// Human name of the source, recorded with the session (e.g. the file path).
     fn source(&self) -> String;
+
+    /// Why the data cannot be trusted right now, when the source knows (a live stream that
+    /// went silent or is catching up after a reconnect); the risk gate refuses entries as
+    /// `stale_data` meanwhile. Recorded data is never stale: `None`.
+    fn stale(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Replays a recorded candle history.
@@ -79,10 +99,17 @@ impl Feed for ReplayFeed {
 ///
 /// Owned by the session; a rejected candle is not shown to scripts and is counted, so a bad
 /// tick cannot trigger a trade or poison an indicator.
+///
+/// A jump is judged against a recent price only: when more than
+/// [`AnomalyFilter::REANCHOR_AFTER_SECS`] passed since the last accepted candle (an exchange
+/// outage, two joined files with days between them, or an hour of rejected prints after a
+/// real move), the next candle re-anchors the reference instead of being compared with a
+/// stale price, which would otherwise reject every candle from then on.
 #[derive(Clone, Debug)]
 pub struct AnomalyFilter {
     max_jump_pct: f64,
-    last: Option<f64>,
+    /// Open time and close of the last accepted candle.
+    last: Option<(i64, f64)>,
     /// Candles rejected so far.
     pub rejected: u64,
 }
@@ -97,16 +124,22 @@ impl AnomalyFilter {
         }
     }
 
+    /// Holes longer than this (seconds between the last accepted candle and the next) leave
+    /// no recent reference: the next candle re-anchors the filter.
+    pub const REANCHOR_AFTER_SECS: i64 = 3600;
+
     /// Whether `c` is plausible; updates the reference price when it is.
     pub fn accept(&mut self, c: &Candle) -> bool {
-        if let Some(last) = self.last {
+        if let Some((at, last)) = self.last
+            && c.open_time - at <= Self::REANCHOR_AFTER_SECS
+        {
             let jump = (c.close - last).abs() / last * 100.0;
             if !jump.is_finite() || jump > self.max_jump_pct {
                 self.rejected += 1;
                 return false;
             }
         }
-        self.last = Some(c.close);
+        self.last = Some((c.open_time, c.close));
         true
     }
 }
@@ -167,5 +200,17 @@ mod tests {
         assert!(!f.accept(&candle(120, 121.1))); // 10.09% from 110
         assert!(f.accept(&candle(180, 105.0))); // judged against 110, not the rejected print
         assert_eq!(f.rejected, 1);
+    }
+
+    #[test]
+    fn anomaly_filter_re_anchors_after_a_long_hole_only() {
+        let mut f = AnomalyFilter::new(10.0);
+        assert!(f.accept(&candle(0, 100.0)));
+        // An hour later the reference still holds; a candle after a longer hole re-anchors.
+        assert!(!f.accept(&candle(3600, 120.0)));
+        assert!(f.accept(&candle(3660, 140.0)));
+        assert!(f.accept(&candle(3720, 141.0)));
+        assert!(!f.accept(&candle(3780, 160.0)));
+        assert_eq!(f.rejected, 2);
     }
 }

@@ -29,6 +29,43 @@ pub struct Journals {
     reloads: BufWriter<File>,
     flush_every: u32,
     since_flush: u32,
+    observer: Observer,
+}
+
+/// A journal line as the session writes it, for a live display (`updown run`'s status line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JournalEvent<'a> {
+    /// A `predictions.jsonl` line.
+    Prediction(&'a str),
+    /// A `trades.jsonl` line.
+    Trade(&'a str),
+    /// An `equity_curve.csv` point: time and equity.
+    Equity(i64, &'a str),
+}
+
+/// Told about every journal line written after [`Journals::observe`].
+pub type JournalObserver = Box<dyn FnMut(JournalEvent<'_>) + Send>;
+
+/// The observer slot of [`Journals`].
+#[derive(Default)]
+struct Observer(Option<JournalObserver>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
+}
+
+impl Observer {
+    fn tell(&mut self, event: JournalEvent<'_>) {
+        if let Some(f) = self.0.as_mut() {
+            f(event);
+        }
+    }
 }
 
 /// A journal write failure, naming the file.
@@ -64,6 +101,7 @@ impl Journals {
             reloads: create(RELOADS).map_err(err)?,
             flush_every,
             since_flush: 0,
+            observer: Observer::default(),
         };
         writeln!(j.equity, "time,equity").map_err(err)?;
         for l in predictions {
@@ -89,19 +127,31 @@ impl Journals {
         }
     }
 
+    /// Tell `observer` about every line written from now on (lines rebuilt from the ledger
+    /// before this call are not repeated). It runs inside the session loop: keep it cheap.
+    pub fn observe(&mut self, observer: JournalObserver) {
+        self.observer = Observer(Some(observer));
+    }
+
     /// Append a prediction line.
     pub fn prediction(&mut self, line: &str) -> Result<(), JournalError> {
-        writeln!(self.predictions, "{line}").map_err(|e| self.err(e))
+        writeln!(self.predictions, "{line}").map_err(|e| self.err(e))?;
+        self.observer.tell(JournalEvent::Prediction(line));
+        Ok(())
     }
 
     /// Append a trade line.
     pub fn trade(&mut self, line: &str) -> Result<(), JournalError> {
-        writeln!(self.trades, "{line}").map_err(|e| self.err(e))
+        writeln!(self.trades, "{line}").map_err(|e| self.err(e))?;
+        self.observer.tell(JournalEvent::Trade(line));
+        Ok(())
     }
 
     /// Append an equity point.
     pub fn equity(&mut self, time: i64, equity: &str) -> Result<(), JournalError> {
-        writeln!(self.equity, "{time},{equity}").map_err(|e| self.err(e))
+        writeln!(self.equity, "{time},{equity}").map_err(|e| self.err(e))?;
+        self.observer.tell(JournalEvent::Equity(time, equity));
+        Ok(())
     }
 
     /// Append a script reload line (flushed at once: reloads are rare and people watch them).

@@ -8,6 +8,10 @@
 //! process crash (the case that matters here) without an fsync per step; a power cut may
 //! lose the last steps but never corrupts the file. The journals ([`journal`]) are rebuilt
 //! from here on resume, so they can be written in buffered batches.
+//!
+//! Backtests, which always start a fresh session and are simply rerun after a crash, may
+//! group many steps into one transaction ([`Ledger::batch_commits`]); each step stays atomic
+//! inside it (a savepoint). `updown run` never does, so its crash safety is as above.
 
 pub mod account;
 pub mod journal;
@@ -135,6 +139,8 @@ pub struct OpenPosition {
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
+    /// Steps per transaction and steps pending, when batching (backtests only).
+    batch: Option<(u32, u32)>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -201,6 +207,7 @@ impl Ledger {
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
+            batch: None,
         })
     }
 
@@ -224,21 +231,57 @@ impl Ledger {
         }
     }
 
+    /// Group up to `every` steps (decisions and settlements) into one transaction, for a
+    /// backtest: a crash loses the uncommitted steps, and a backtest always starts over
+    /// anyway. `every <= 1` keeps one transaction per step (the default, and what `updown
+    /// run` uses). End with [`Ledger::commit_batch`]; dropping the ledger without it rolls
+    /// the open batch back.
+    pub fn batch_commits(&mut self, every: u32) -> Result<(), LedgerError> {
+        if every <= 1 || self.batch.is_some() {
+            return Ok(());
+        }
+        self.conn.execute_batch("BEGIN").map_err(|e| self.sql(e))?;
+        self.batch = Some((every, 0));
+        Ok(())
+    }
+
+    /// Commit the open batch, if any, and go back to one transaction per step.
+    pub fn commit_batch(&mut self) -> Result<(), LedgerError> {
+        if self.batch.take().is_some() {
+            self.conn.execute_batch("COMMIT").map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
+    /// Count a finished step; commits the batch when it is full.
+    fn step_done(&mut self) -> Result<(), LedgerError> {
+        if let Some((every, pending)) = &mut self.batch {
+            *pending += 1;
+            if *pending >= *every {
+                *pending = 0;
+                self.conn
+                    .execute_batch("COMMIT; BEGIN")
+                    .map_err(|e| self.sql(e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The latched halt, if any.
     pub fn halt(&self) -> Result<Option<Halt>, LedgerError> {
+        // Asked twice per window: the statement is prepared once.
         self.conn
-            .query_row(
-                "SELECT reason, detail, at FROM halt WHERE id = 1",
-                [],
-                |r| {
+            .prepare_cached("SELECT reason, detail, at FROM halt WHERE id = 1")
+            .and_then(|mut stmt| {
+                stmt.query_row([], |r| {
                     Ok(Halt {
                         reason: r.get(0)?,
                         detail: r.get(1)?,
                         at: r.get(2)?,
                     })
-                },
-            )
-            .optional()
+                })
+                .optional()
+            })
             .map_err(|e| self.sql(e))
     }
 
@@ -362,35 +405,36 @@ impl Ledger {
             .transpose()
             .map_err(|e| self.corrupt("fill", e))?;
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| LedgerError::Sql {
+        // Outside a batch a savepoint is exactly a transaction (SAVEPOINT begins one, RELEASE
+        // commits it); inside a batch it keeps the step atomic.
+        let tx = self.conn.savepoint().map_err(|source| LedgerError::Sql {
             path: path.clone(),
             source,
         })?;
         let result = (|| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO predictions (session, window_start, line) VALUES (?1, ?2, ?3)",
-                params![session, window_start, prediction],
-            )?;
+            )?
+            .execute(params![session, window_start, prediction])?;
             if let Some(f) = &fill_json {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO positions (session, window_start, window_index, fill, settled) VALUES (?1, ?2, ?3, ?4, 0)",
-                    params![session, window_start, window_index, f],
-                )?;
+                )?
+                .execute(params![session, window_start, window_index, f])?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) WHERE id = ?1",
-                params![session, window_index + 1, account_json, memory],
-            )?;
+            )?
+            .execute(params![session, window_index + 1, account_json, memory])?;
             if let Some(h) = halt {
                 latch(&tx, h)?;
-                tx.execute(
-                    "UPDATE sessions SET status = 'halted' WHERE id = ?1",
-                    params![session],
-                )?;
+                tx.prepare_cached("UPDATE sessions SET status = 'halted' WHERE id = ?1")?
+                    .execute(params![session])?;
             }
             tx.commit()
         })();
-        result.map_err(|source| LedgerError::Sql { path, source })
+        result.map_err(|source| LedgerError::Sql { path, source })?;
+        self.step_done()
     }
 
     /// Record one settlement atomically: the trade line, the position closed, the account,
@@ -407,40 +451,39 @@ impl Ledger {
         let account_json =
             serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|source| LedgerError::Sql {
+        // Outside a batch a savepoint is exactly a transaction (SAVEPOINT begins one, RELEASE
+        // commits it); inside a batch it keeps the step atomic.
+        let tx = self.conn.savepoint().map_err(|source| LedgerError::Sql {
             path: path.clone(),
             source,
         })?;
         let result = (|| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO trades (session, window_start, line) VALUES (?1, ?2, ?3)",
-                params![session, window_start, trade],
-            )?;
-            let n = tx.execute(
+            )?
+            .execute(params![session, window_start, trade])?;
+            let n = tx.prepare_cached(
                 "UPDATE positions SET settled = 1 WHERE session = ?1 AND window_start = ?2 AND settled = 0",
-                params![session, window_start],
-            )?;
+            )?
+            .execute(params![session, window_start])?;
             if n != 1 {
                 return Err(rusqlite::Error::StatementChangedRows(n));
             }
-            tx.execute(
-                "UPDATE sessions SET account = ?2 WHERE id = ?1",
-                params![session, account_json],
-            )?;
-            tx.execute(
+            tx.prepare_cached("UPDATE sessions SET account = ?2 WHERE id = ?1")?
+                .execute(params![session, account_json])?;
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
-                params![session, equity_point.0, equity_point.1],
-            )?;
+            )?
+            .execute(params![session, equity_point.0, equity_point.1])?;
             if let Some(h) = halt {
                 latch(&tx, h)?;
-                tx.execute(
-                    "UPDATE sessions SET status = 'halted' WHERE id = ?1",
-                    params![session],
-                )?;
+                tx.prepare_cached("UPDATE sessions SET status = 'halted' WHERE id = ?1")?
+                    .execute(params![session])?;
             }
             tx.commit()
         })();
-        result.map_err(|source| LedgerError::Sql { path, source })
+        result.map_err(|source| LedgerError::Sql { path, source })?;
+        self.step_done()
     }
 
     /// Record a script reload (or a refused version) of a session.
@@ -541,7 +584,7 @@ impl Ledger {
     }
 }
 
-fn latch(tx: &rusqlite::Transaction<'_>, h: &Halt) -> rusqlite::Result<usize> {
+fn latch(tx: &Connection, h: &Halt) -> rusqlite::Result<usize> {
     // The first halt wins: a later cause must not overwrite why trading stopped.
     tx.execute(
         "INSERT OR IGNORE INTO halt (id, reason, detail, at) VALUES (1, ?1, ?2, ?3)",

@@ -1,13 +1,131 @@
-//! Reports: what a session did, computed from its journal records.
+//! Reports: what a session did, computed from its records.
 //!
-//! The summary is built only from the records the ledger holds (never from in-memory
-//! counters), so the end-of-run summary, a resumed run's summary and `updown status` agree
-//! by construction.
+//! Everything here is built only from the records a session leaves (its prediction and
+//! trade records, its equity curve and its starting capital), never from in-memory
+//! counters, so the end-of-run report, a resumed run's report, `updown status` and
+//! `updown report DIR` on an old folder agree by construction.
+//!
+//! - [`Summary`]: the short block of counts and money (windows, trades, P&L, fees, drawdown).
+//! - [`Report`] ([`metrics`]): the full report, with every metric defined; prints as a table
+//!   ([`table`]) and serialises to `report.json`.
+//! - [`SessionRecords`] ([`source`]): the records, read back from an output folder's journals.
+//! - [`chart`]: the equity-and-drawdown chart, `equity.png` and `equity.svg`.
+//! - [`write_report`]: `report.json` and both charts into a folder.
+
+pub mod chart;
+pub mod metrics;
+pub mod source;
+pub mod table;
+
+pub use metrics::Report;
+pub use source::{EquityPoint, SessionInfo, SessionRecords};
 
 use crate::ledger::records::{PredictionRecord, TradeRecord};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// File name of the machine-readable report in the output folder.
+pub const REPORT_JSON: &str = "report.json";
+
+/// Why a report could not be read, computed or written; always names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A journal is not there.
+    #[error("{path} not found: is {dir} the output folder of an `updown run`?")]
+    Missing {
+        /// The journal.
+        path: PathBuf,
+        /// The folder it was looked for in.
+        dir: PathBuf,
+    },
+    /// A journal could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The journal.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of a journal could not be parsed.
+    #[error("{path} line {line}: {message}")]
+    Line {
+        /// The journal.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Neither an equity point nor a trade tells the capital the session started with.
+    #[error("{path} has no equity point and there is no trade: the starting capital is unknown")]
+    NoStartingCapital {
+        /// The equity curve file.
+        path: PathBuf,
+    },
+    /// An output file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A chart could not be drawn.
+    #[error("cannot draw {path}: {message}")]
+    Chart {
+        /// The chart file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The report could not be encoded as JSON.
+    #[error("cannot encode the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Report {
+    /// Read the journals of the output folder `dir` and compute its report.
+    pub fn from_dir(dir: &Path) -> Result<Report, ReportError> {
+        Ok(Report::from_records(&SessionRecords::read_dir(dir)?))
+    }
+}
+
+/// Where [`write_report`] put its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// `report.json`.
+    pub json: PathBuf,
+    /// `equity.png`.
+    pub png: PathBuf,
+    /// `equity.svg`.
+    pub svg: PathBuf,
+}
+
+/// Write `report.json` (pretty JSON) and the equity charts (`equity.png`, `equity.svg`)
+/// into `dir`, replacing earlier ones.
+pub fn write_report(
+    dir: &Path,
+    records: &SessionRecords,
+    report: &Report,
+) -> Result<Written, ReportError> {
+    let written = Written {
+        json: dir.join(REPORT_JSON),
+        png: dir.join(chart::PNG_FILE),
+        svg: dir.join(chart::SVG_FILE),
+    };
+    let mut json = report.to_json()?;
+    json.push('\n');
+    std::fs::write(&written.json, json).map_err(|source| ReportError::Write {
+        path: written.json.clone(),
+        source,
+    })?;
+    chart::write_png(&written.png, records, report)?;
+    chart::write_svg(&written.svg, records, report)?;
+    Ok(written)
+}
 
 /// The end-of-run summary for a person.
 #[derive(Clone, Debug, PartialEq)]

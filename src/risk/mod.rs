@@ -20,7 +20,8 @@ pub enum ReasonCode {
     Halted,
     /// An earlier position is still unsettled and overlap is not allowed.
     PositionOpen,
-    /// The newest price is older than `risk.max_price_age_secs`, or there is none.
+    /// The newest price is older than `risk.max_price_age_secs`, there is none, or the live
+    /// feed says its data is stale.
     StaleData,
     /// High–low range over the look-back exceeds `risk.max_range_pct`.
     VolatilityRange,
@@ -136,6 +137,9 @@ pub struct DataHealth {
     pub stddev: Option<f64>,
     /// The session's baseline for that standard deviation.
     pub stddev_baseline: Option<f64>,
+    /// Why the feed cannot vouch for its data now (a live stream that went silent or is
+    /// catching up after a reconnect); `None` when it can, and always for recorded data.
+    pub feed_stale: Option<String>,
 }
 
 /// Everything one check needs.
@@ -242,6 +246,9 @@ impl RiskGate {
                     i.open_positions
                 ),
             );
+        }
+        if let Some(why) = &i.data.feed_stale {
+            return refuse(ReasonCode::StaleData, format!("feed stale: {why}"));
         }
         match i.data.price_age_secs {
             None => return refuse(ReasonCode::StaleData, "no price yet".into()),
@@ -436,6 +443,7 @@ mod tests {
                 range_pct: Some(0.5),
                 stddev: Some(10.0),
                 stddev_baseline: Some(10.0),
+                feed_stale: None,
             },
             seconds_to_close: 300,
         }
@@ -561,6 +569,9 @@ mod tests {
         i.data.price_age_secs = Some(91);
         assert_eq!(refused(g.check(&i)), ReasonCode::StaleData);
         i.data.price_age_secs = None;
+        assert_eq!(refused(g.check(&i)), ReasonCode::StaleData);
+        let mut i = input(StakeAsk::Usd(5.0));
+        i.data.feed_stale = Some("Binance stream silent for 12.0s".into());
         assert_eq!(refused(g.check(&i)), ReasonCode::StaleData);
 
         let mut i = input(StakeAsk::Usd(5.0));

@@ -32,7 +32,8 @@ pub struct ApiItem {
     pub defs: &'static [&'static str],
 }
 
-const fn prop(
+const fn entry(
+    kind: ItemKind,
     name: &'static str,
     signature: &'static str,
     doc: &'static str,
@@ -40,41 +41,38 @@ const fn prop(
 ) -> ApiItem {
     ApiItem {
         name,
-        kind: ItemKind::Property,
+        kind,
         signature,
         doc,
         defs,
     }
+}
+
+const fn prop(
+    n: &'static str,
+    s: &'static str,
+    d: &'static str,
+    defs: &'static [&'static str],
+) -> ApiItem {
+    entry(ItemKind::Property, n, s, d, defs)
 }
 
 const fn method(
-    name: &'static str,
-    signature: &'static str,
-    doc: &'static str,
+    n: &'static str,
+    s: &'static str,
+    d: &'static str,
     defs: &'static [&'static str],
 ) -> ApiItem {
-    ApiItem {
-        name,
-        kind: ItemKind::Method,
-        signature,
-        doc,
-        defs,
-    }
+    entry(ItemKind::Method, n, s, d, defs)
 }
 
 const fn func(
-    name: &'static str,
-    signature: &'static str,
-    doc: &'static str,
+    n: &'static str,
+    s: &'static str,
+    d: &'static str,
     defs: &'static [&'static str],
 ) -> ApiItem {
-    ApiItem {
-        name,
-        kind: ItemKind::Function,
-        signature,
-        doc,
-        defs,
-    }
+    entry(ItemKind::Function, n, s, d, defs)
 }
 
 /// The whole script API, in the order `updown api` prints it.

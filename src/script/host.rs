@@ -133,6 +133,14 @@ impl fmt::Debug for ScriptStrategy {
     }
 }
 
+/// The folder a script lives in: the root its imports resolve in, and what hot reload
+/// watches.
+pub fn script_folder(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Short content hash of a script's text.
 pub fn content_hash(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..8])
@@ -154,10 +162,7 @@ impl ScriptStrategy {
         source: &str,
         limits: &SandboxConfig,
     ) -> Result<Self, ScriptError> {
-        let root = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let root = script_folder(path);
         let logs = Rc::new(RefCell::new(LogBuffer {
             cap: limits.max_log_lines_per_call,
             ..LogBuffer::default()

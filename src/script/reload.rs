@@ -8,7 +8,7 @@
 //! is a no-op. A version that fails to compile or load is reported with its file, line and
 //! column and never replaces the running one.
 
-use super::host::{ScriptError, ScriptStrategy};
+use super::host::{ScriptError, ScriptStrategy, script_folder};
 use super::{Reload, Reloader, Strategy};
 use crate::config::SandboxConfig;
 use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer, notify};
@@ -60,11 +60,7 @@ impl ScriptWatcher {
         current_hash: &str,
         limits: &SandboxConfig,
     ) -> Result<Self, WatchError> {
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
+        let folder = script_folder(path).to_path_buf();
         let (events_tx, events_rx) = channel::<DebounceEventResult>();
         let mut debouncer = new_debouncer(DEBOUNCE, events_tx).map_err(|source| WatchError {
             path: path.to_path_buf(),

@@ -7,11 +7,26 @@
 //! ledger before it is journaled, so a kill at any point loses nothing and a restart of the
 //! same run resumes where it stopped. Replay, paper and live differ only in the [`Clock`],
 //! [`Feed`] and [`Venue`] given to [`Engine`]; there is no replay-only path.
+//!
+//! Live paper sessions ([`live`]) run it on a [`WallClock`] synchronised to the exchange,
+//! with the live feed and the paper venue; a venue that learns outcomes only after a window
+//! ends keeps the position open and is asked again at later polls.
+//!
+//! Backtests ([`backtest`]), parameter sweeps ([`sweep`]) and the look-ahead self-check
+//! ([`lookahead`]) drive this same [`Engine`]; they only choose the windows, the feed's
+//! cut-off and the venue (price-data or recorded-outcome settlement), and add a
+//! [`Progress`] hook.
 
+pub mod backtest;
 pub mod clock;
+pub mod live;
+pub mod lookahead;
 pub mod replay;
+pub mod sweep;
 
-pub use clock::{Clock, SimulatedClock};
+pub use backtest::{BacktestSpec, run_backtest};
+pub use clock::{Clock, SimulatedClock, WallClock};
+pub use live::{LiveSpec, run_live};
 pub use replay::{ReplaySpec, run_replay};
 
 use crate::config::Config;
@@ -22,7 +37,7 @@ use crate::ledger::records::{PredictionRecord, ReloadRecord, TradeRecord};
 use crate::ledger::{Account, Halt, Ledger, LedgerError, OpenPosition, SessionRow};
 use crate::risk::{DataHealth, GateInput, HaltReason, RiskGate, SideQuote, Verdict};
 use crate::script::{Ctx, MarketView, Reload, Reloader, Strategy};
-use crate::venue::{Quote, Venue, VenueError};
+use crate::venue::{PendingResolution, Quote, Venue, VenueError};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::atomic::AtomicBool;
@@ -88,6 +103,18 @@ pub struct Engine<'a, C: Clock, F: Feed, V: Venue> {
     pub config_hash: String,
     /// Unsettled positions.
     pub open: Vec<OpenPosition>,
+    /// Called after every decided window (progress bars); `None` costs nothing. It must be
+    /// cheap: it runs inside the loop.
+    pub progress: Option<Box<dyn FnMut(Progress) + 'a>>,
+}
+
+/// Where a session is, for a progress hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Windows decided so far (including those decided before a resume).
+    pub done: usize,
+    /// Windows in the session.
+    pub total: usize,
 }
 
 impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
@@ -104,13 +131,23 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             if let Some(h) = self.ledger.halt()? {
                 return Ok(Ending::Halted(h));
             }
-            if !self.clock.wait_until(t, stop) {
+            if !self.wait_settling(t, stop)? {
                 return Ok(Ending::Interrupted);
+            }
+            // A settlement while waiting may have latched a halt.
+            if let Some(h) = self.ledger.halt()? {
+                return Ok(Ending::Halted(h));
             }
             self.poll_reload(t)?;
             self.advance_feed(t);
             self.decide(&window, t)?;
             self.journals.window_done()?;
+            if let Some(progress) = self.progress.as_mut() {
+                progress(Progress {
+                    done: idx + 1,
+                    total: self.windows.len(),
+                });
+            }
             if let Some(h) = self.ledger.halt()? {
                 self.journals.flush()?;
                 return Ok(Ending::Halted(h));
@@ -118,6 +155,22 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         }
         if !self.settle_due(i64::MAX, stop)? {
             return Ok(Ending::Interrupted);
+        }
+        // A venue that resolves after the window (paper, live) may not know every outcome
+        // yet: ask again until it does (it ends the wait itself, see `PendingResolution`).
+        while let (false, PendingResolution::RetryAfter(every)) =
+            (self.open.is_empty(), self.venue.pending_resolution())
+        {
+            self.journals.flush()?;
+            let now = self.clock.now().unwrap_or(i64::MIN);
+            let last_end = self
+                .open
+                .iter()
+                .map(|p| self.windows[p.window_index as usize].end);
+            let next = last_end.max().unwrap_or(now).max(now) + every.max(1);
+            if !self.clock.wait_until(next, stop) || !self.settle_due(i64::MAX, stop)? {
+                return Ok(Ending::Interrupted);
+            }
         }
         self.journals.flush()?;
         if let Some(h) = self.ledger.halt()? {
@@ -187,9 +240,33 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         });
     }
 
+    /// Wait until `t`. On a clock that runs on its own (live), positions whose outcome the
+    /// venue did not know yet are asked about again on the way, every
+    /// [`PendingResolution::RetryAfter`] seconds, so a trade settles soon after Polymarket
+    /// resolves it rather than at the next decision. A simulated clock just jumps to `t`.
+    fn wait_settling(&mut self, t: i64, stop: &AtomicBool) -> Result<bool, SessionError> {
+        while let (false, PendingResolution::RetryAfter(every), Some(now)) = (
+            self.open.is_empty(),
+            self.venue.pending_resolution(),
+            self.clock.now(),
+        ) {
+            let next = now + every.max(1);
+            if next >= t {
+                break;
+            }
+            if !self.clock.wait_until(next, stop) || !self.settle_due(next, stop)? {
+                return Ok(false);
+            }
+        }
+        Ok(self.clock.wait_until(t, stop))
+    }
+
     /// Settle every open position whose window has ended by `t` (all of them for `i64::MAX`).
+    /// A position whose outcome the venue does not know yet stays open, to be asked about
+    /// again at a later poll.
     fn settle_due(&mut self, t: i64, stop: &AtomicBool) -> Result<bool, SessionError> {
-        while let Some(pos) = self.open.first().cloned() {
+        let mut i = 0;
+        while let Some(pos) = self.open.get(i).cloned() {
             let window = self.windows[pos.window_index as usize].clone();
             if window.end > t {
                 break;
@@ -198,17 +275,39 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                 return Ok(false);
             }
             self.advance_feed(window.end);
-            self.settle(&pos, &window)?;
-            self.open.remove(0);
+            if self.settle(&pos, &window)? {
+                self.open.remove(i);
+            } else {
+                i += 1;
+            }
         }
         Ok(true)
     }
 
-    fn settle(&mut self, pos: &OpenPosition, window: &Window) -> Result<(), SessionError> {
+    /// Settle `pos`; `false` when the venue does not know the outcome yet.
+    fn settle(&mut self, pos: &OpenPosition, window: &Window) -> Result<bool, SessionError> {
         let resolution = {
             let st = self.ctx.0.borrow();
             self.venue.resolve(window, &st.candles)
         };
+        if let PendingResolution::RetryAfter(_) = self.venue.pending_resolution() {
+            match &resolution {
+                Ok(None) => {
+                    tracing::debug!("{}  outcome not known yet; asking again later", window.slug);
+                    return Ok(false);
+                }
+                // A venue that answers later may be back later: never void a trade for a
+                // network failure.
+                Err(VenueError::Unavailable(e)) => {
+                    tracing::warn!(
+                        "{}  cannot learn the outcome yet ({e}); asking again later",
+                        window.slug
+                    );
+                    return Ok(false);
+                }
+                _ => {}
+            }
+        }
         let account = &mut self.session.account;
         let fill = &pos.fill;
         let (outcome, won, pnl, settled_by) = match resolution {
@@ -224,7 +323,10 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             }
             // The window's candles are missing (or were rejected as anomalies): nobody can say
             // who won, so the stake is refunded rather than guessed.
-            Ok(None) | Err(VenueError::Unavailable(_)) | Err(VenueError::Rejected(_)) => {
+            Ok(None)
+            | Err(VenueError::Unavailable(_))
+            | Err(VenueError::Rejected(_))
+            | Err(VenueError::NoOutcome(_)) => {
                 account.open_cost -= fill.stake;
                 account.cash += fill.stake;
                 (None, None, Decimal::ZERO, "void_no_data".to_string())
@@ -281,7 +383,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         if let Some(h) = &halt {
             tracing::warn!(reason = %h.reason, "trading halted: {}", h.detail);
         }
-        Ok(())
+        Ok(true)
     }
 
     fn decide(&mut self, window: &Window, t: i64) -> Result<(), SessionError> {
@@ -305,16 +407,25 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         let mut fill = None;
         let mut halt = None;
 
+        let late = self.clock.now().map_or(0, |now| now - t);
         if !self.feed.covers(window.start, window.end) {
             record.reason_code = Some("data_gap".into());
             record.detail = Some(
                 "the recorded data has no complete candles for this window; not guessed".into(),
             );
+        } else if late > self.config.live.max_decision_delay_secs {
+            // A wall clock ran past the decision time (the bot was not running, or fell
+            // behind): a decision is never made late.
+            record.reason_code = Some("missed".into());
+            record.detail = Some(format!(
+                "decision time passed {late}s ago (live.max_decision_delay_secs = {})",
+                self.config.live.max_decision_delay_secs
+            ));
         } else {
             let quote = self.venue.quote(window);
             match quote {
                 Err(e) => {
-                    record.reason_code = Some("no_quote".into());
+                    record.reason_code = Some(e.code().into());
                     record.detail = Some(e.to_string());
                 }
                 Ok(quote) => {
@@ -458,6 +569,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                 .flatten(),
             stddev: stddev_of_closes(candles, r.stddev_window as usize),
             stddev_baseline: self.stddev_baseline,
+            feed_stale: self.feed.stale(),
         }
     }
 

@@ -5,19 +5,19 @@
 //! window count. Starting the same run again resumes it if it was interrupted, and reprints
 //! its result if it finished; `fresh` starts it over (the old session stays in the ledger).
 
-use super::{Ending, Engine, SessionError, SimulatedClock, new_account, stddev_of_closes};
+use super::{Clock, Ending, Engine, SessionError, SimulatedClock, new_account, stddev_of_closes};
 use crate::config::Config;
 use crate::domain::Window;
-use crate::feed::{AnomalyFilter, ReplayFeed, load_csv, recorded::describe_gaps};
+use crate::feed::{AnomalyFilter, Feed, ReplayFeed, load_csv, recorded::describe_gaps};
 use crate::indicators::IndicatorCache;
-use crate::ledger::journal::Journals;
+use crate::ledger::journal::{JournalObserver, Journals};
 use crate::ledger::records::{PredictionRecord, TradeRecord};
-use crate::ledger::{LEDGER_FILE, Ledger, SessionStatus};
+use crate::ledger::{LEDGER_FILE, Ledger, SessionRow, SessionStatus};
 use crate::report::Summary;
 use crate::risk::RiskGate;
 use crate::script::reload::ScriptWatcher;
 use crate::script::{Ctx, CtxState, Reloader, ScriptStrategy, Strategy};
-use crate::venue::ReplayVenue;
+use crate::venue::{ReplayVenue, Venue};
 use rhai::{Dynamic, Map};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -124,7 +124,7 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
         config.risk.stddev_window as usize,
     );
 
-    let mut strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox)
+    let strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox)
         .map_err(|e| SessionError::Setup(e.to_string()))?;
     let params = strategy_params(config, &spec.strategy, &spec.overrides);
     let run_key = run_key(spec, config, count);
@@ -167,6 +167,94 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
             (row, None)
         }
     };
+    run_prepared(
+        Prepared {
+            config,
+            strategy_path: &spec.strategy,
+            strategy,
+            params,
+            ledger,
+            session,
+            resumed_at,
+            windows,
+            baseline,
+            out_dir,
+            watch: spec.watch,
+            flush_every: flush,
+            gaps,
+            candles_capacity: candles.len(),
+            observer: None,
+        },
+        SimulatedClock::new(spec.speed),
+        ReplayFeed::new(recorded),
+        ReplayVenue::new(&config.replay),
+        stop,
+    )
+}
+
+/// A session whose ledger row exists (new or resumed) and whose windows are planned: what
+/// the shared loop needs besides a clock, a feed and a venue. Replay and live sessions both
+/// end in [`run_prepared`], so state, journals, halts, hot reload, signals and the summary
+/// take one code path whatever the mode.
+pub(crate) struct Prepared<'a> {
+    /// Settings.
+    pub config: &'a Config,
+    /// The strategy file (watched for hot reload).
+    pub strategy_path: &'a Path,
+    /// The loaded strategy.
+    pub strategy: ScriptStrategy,
+    /// Its parameters.
+    pub params: Map,
+    /// The ledger, holding `session`.
+    pub ledger: Ledger,
+    /// The session row, new or resumed.
+    pub session: SessionRow,
+    /// The window index a resumed session continues at.
+    pub resumed_at: Option<u32>,
+    /// Every window of the session.
+    pub windows: Vec<Window>,
+    /// Volatility baseline from the warm-up.
+    pub baseline: Option<f64>,
+    /// Output folder.
+    pub out_dir: PathBuf,
+    /// Hot reload on.
+    pub watch: bool,
+    /// Journal flush period in windows.
+    pub flush_every: u32,
+    /// Data gaps, for people.
+    pub gaps: String,
+    /// Expected number of candles (an allocation hint).
+    pub candles_capacity: usize,
+    /// Told about every journal line the session writes.
+    pub observer: Option<JournalObserver>,
+}
+
+/// Runs a prepared session on `clock`, `feed` and `venue` until it completes, halts or is
+/// interrupted, then records how it ended and summarises it.
+pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
+    p: Prepared<'_>,
+    clock: C,
+    feed: F,
+    venue: V,
+    stop: &AtomicBool,
+) -> Result<ReplayOutcome, SessionError> {
+    let Prepared {
+        config,
+        strategy_path,
+        mut strategy,
+        params,
+        mut ledger,
+        session,
+        resumed_at,
+        windows,
+        baseline,
+        out_dir,
+        watch,
+        flush_every: flush,
+        gaps,
+        candles_capacity,
+        observer,
+    } = p;
     if let Some(h) = ledger.halt()? {
         return Err(SessionError::Setup(format!(
             "trading is halted ({}: {}) in {}. Review `updown status --out {}`, then run `updown reset-halt --out {}` to clear it",
@@ -183,7 +271,7 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
             .map_err(|e| SessionError::Setup(format!("{}: {e}", ledger.path().display())))?;
     }
     let open = ledger.open_positions(session.id)?;
-    let journals = Journals::rebuild(
+    let mut journals = Journals::rebuild(
         &out_dir,
         &ledger.predictions(session.id)?,
         &ledger.trades(session.id)?,
@@ -191,9 +279,12 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
         &ledger.reloads(session.id)?,
         flush,
     )?;
+    if let Some(observer) = observer {
+        journals.observe(observer);
+    }
 
     let ctx = Ctx::new(CtxState {
-        candles: Vec::with_capacity(candles.len()),
+        candles: Vec::with_capacity(candles_capacity),
         indicators: IndicatorCache::new(),
         params,
         ..CtxState::default()
@@ -203,9 +294,9 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
     let first_slug = windows[0].slug.clone();
     let n_windows = windows.len();
     let script_hash = strategy.content_hash().to_string();
-    let reloader: Option<Box<dyn Reloader>> = if spec.watch {
+    let reloader: Option<Box<dyn Reloader>> = if watch {
         let watcher =
-            ScriptWatcher::start(&spec.strategy, &script_hash, &config.sandbox).map_err(|e| {
+            ScriptWatcher::start(strategy_path, &script_hash, &config.sandbox).map_err(|e| {
                 SessionError::Setup(format!("{e} (pass --no-reload to run without hot reload)"))
             })?;
         Some(Box::new(watcher))
@@ -216,9 +307,9 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
         config,
         strategy: Box::new(strategy),
         reloader,
-        clock: SimulatedClock::new(spec.speed),
-        feed: ReplayFeed::new(recorded),
-        venue: ReplayVenue::new(&config.replay),
+        clock,
+        feed,
+        venue,
         gate: RiskGate::new(&config.risk, starting),
         ctx,
         filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
@@ -229,11 +320,14 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
         stddev_baseline: baseline,
         config_hash: config.fingerprint(),
         open,
+        progress: None,
     };
     let ending = engine.run(stop)?;
     engine.journals.flush()?;
     let anomalies = engine.filter.rejected;
     let account = engine.session.account.clone();
+    // The engine borrows the ledger (and may hold a progress hook) until it is dropped.
+    drop(engine);
     match &ending {
         Ending::Complete => ledger.finish_session(session_id, SessionStatus::Complete)?,
         Ending::Halted(_) => ledger.finish_session(session_id, SessionStatus::Halted)?,
@@ -286,7 +380,7 @@ pub fn summarize(
 
 /// Mean of the rolling standard deviation over the warm-up candles closed by `t`: what
 /// "normal" volatility looked like before the session, so the breaker needs no future data.
-fn stddev_baseline(
+pub(crate) fn stddev_baseline(
     candles: &[crate::feed::Candle],
     t: i64,
     warmup: usize,

@@ -21,7 +21,15 @@
 //!    note;
 //! 4. measures every call: Rhai operations ([`ScriptStrategy::last_call_operations`]) and
 //!    wall time, reported against `sandbox.max_operations` and `sandbox.call_timeout_ms`;
-//!    a call that breaks a limit or throws fails the fixture with its failure kind.
+//!    a call that breaks a limit or throws fails the fixture with its failure kind;
+//! 5. with or without fixtures, runs the [`smoke`] check: the script decides the first
+//!    windows of a recorded candle file the way a replay session reaches them, and every
+//!    failure is reported with its kind, file, position (where the engine gives one), call
+//!    and windows.
+//!
+//! A script that does not load is reported with a precise kind too ([`load_problem`]:
+//! `syntax_error`, `eval_disabled`, `missing_predict`, `size_signature`, `import_refused`,
+//! or the limit its top level broke).
 //!
 //! A fixture's answer is the session's: `predict`, then — for UP or DOWN — `size` or
 //! `strategy.default_stake`, exactly as the session asks a strategy. The risk gate sees the
@@ -30,14 +38,18 @@
 //! baseline (fixtures have no warm-up session to measure one, so that breaker is off).
 
 pub mod fixture;
+pub mod smoke;
 
 pub use fixture::{CsvCache, Expect, FLOAT_TOLERANCE, Fixture, FixtureError};
+pub use smoke::{DEFAULT_SMOKE_WINDOWS, SmokeData, SmokeReport, SmokeWindow};
 
 use crate::config::Config;
 use crate::domain::{Decision, StakeAsk};
 use crate::indicators::IndicatorCache;
 use crate::risk::{DataHealth, GateInput, RiskGate, SideQuote, Verdict};
-use crate::script::{CallFailure, Ctx, CtxState, ScriptStrategy, Strategy};
+use crate::script::{
+    CallFailure, Ctx, CtxState, FailureKind, ScriptError, ScriptStrategy, Strategy,
+};
 use crate::session::replay::strategy_params;
 use crate::session::stddev_of_closes;
 use rust_decimal::Decimal;
@@ -89,12 +101,18 @@ pub struct Totals {
     pub passed: usize,
     /// Fixtures that failed.
     pub failed: usize,
+    /// Scripts whose smoke check ran and passed.
+    pub smoke_passed: usize,
+    /// Scripts whose smoke check ran and failed.
+    pub smoke_failed: usize,
+    /// Scripts that compiled but whose smoke check did not run (no data, or turned off).
+    pub smoke_skipped: usize,
 }
 
 /// Everything one `validate` run found.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// True only if every script compiled and every fixture passed.
+    /// True only if every script compiled, every fixture passed and no smoke check failed.
     pub ok: bool,
     /// The limits measured against.
     pub limits: Limits,
@@ -119,6 +137,8 @@ pub struct StrategyReport {
     pub has_size: bool,
     /// The compile, contract or top-level error, with file, line and column.
     pub compile_error: Option<String>,
+    /// The same error with its precise kind (`syntax_error`, `missing_predict`, ...).
+    pub load_error: Option<Problem>,
     /// Where its fixtures were looked for.
     pub fixtures_dir: PathBuf,
     /// E.g. "no fixtures".
@@ -129,16 +149,123 @@ pub struct StrategyReport {
     pub max_call_us: Option<u64>,
     /// One entry per fixture file, sorted by name.
     pub fixtures: Vec<FixtureReport>,
+    /// The built-in smoke check on recorded data; `None` when the script did not load.
+    pub smoke: Option<SmokeReport>,
 }
 
-/// Why a fixture failed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Why a script, a fixture or the smoke check failed (or, in `warnings`, what looked wrong).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Problem {
-    /// `fixture_error`, `mismatch`, `invalid_stake`, `nondeterministic`, `not_repeatable`,
-    /// or a script failure code such as `script_operation_budget`.
+    /// Loading: `syntax_error`, `eval_disabled`, `missing_predict`, `size_signature`,
+    /// `import_refused`, `unreadable`, or a script failure code when the top level broke a
+    /// limit. Calls: a script failure code such as `script_operation_budget`, or
+    /// `invalid_stake`. Fixtures also: `fixture_error`, `mismatch`, `nondeterministic`,
+    /// `not_repeatable`. Smoke warnings: `stake_clamped`, `would_halt`.
     pub kind: String,
     /// For people, with the details (file, line, column where known).
     pub message: String,
+    /// The script the problem is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// 1-based line, when the script engine reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// 1-based column, when the script engine reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// The call that failed: `predict`, `size`, or `top level` (at load time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Smoke check: the windows (slugs) it happened in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<String>,
+}
+
+impl Problem {
+    /// A problem of `kind`, described by `message`.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            kind: kind.into(),
+            message: message.into(),
+            ..Problem::default()
+        }
+    }
+
+    /// The same problem located in `script`: the line and column come from the message
+    /// when the script engine put one there (`line 4, column 19` or `(line 4, position 9)`).
+    pub fn in_script(mut self, script: &Path) -> Self {
+        if let Some((line, column)) = position_in(&self.message) {
+            self.line = Some(line);
+            self.column = Some(column);
+        }
+        self.file = Some(script.to_path_buf());
+        self
+    }
+
+    /// The same problem, in the call `function`.
+    pub fn in_function(mut self, function: &str) -> Self {
+        self.function = Some(function.to_string());
+        self
+    }
+}
+
+/// The first `line L, column C` or `line L, position C` in `text`.
+pub fn position_in(text: &str) -> Option<(usize, usize)> {
+    let number = |s: &str| -> Option<(usize, usize)> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        s[..digits].parse().ok().map(|n| (n, digits))
+    };
+    let mut rest = text;
+    while let Some(at) = rest.find("line ") {
+        let after = &rest[at + 5..];
+        if let Some((line, used)) = number(after) {
+            let tail = &after[used..];
+            for sep in [", column ", ", position "] {
+                if let Some(col) = tail.strip_prefix(sep).and_then(number) {
+                    return Some((line, col.0));
+                }
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+/// What was wrong with a script that did not load, with a precise kind.
+///
+/// The kind comes from the loader's error variant and, inside a variant, from the words of
+/// its message (the loader's own sentences, and Rhai's names for broken limits).
+pub fn load_problem(script: &Path, err: &ScriptError) -> Problem {
+    let message = err.to_string();
+    let kind = match err {
+        ScriptError::Read { .. } => "unreadable",
+        ScriptError::Compile { message, .. } if message.contains("'eval'") => "eval_disabled",
+        ScriptError::Compile { .. } => "syntax_error",
+        ScriptError::Contract { message, .. } if message.contains("predict") => "missing_predict",
+        ScriptError::Contract { message, .. } if message.contains("`size`") => "size_signature",
+        ScriptError::Contract { .. } => "contract",
+        ScriptError::TopLevel { message, .. } => {
+            if message.contains("refused") && message.contains("strategies folder") {
+                "import_refused"
+            } else if message.contains("Too many operations") {
+                FailureKind::OperationBudget.code()
+            } else if message.contains("wall-clock deadline") {
+                FailureKind::Timeout.code()
+            } else if message.contains("Stack overflow") {
+                FailureKind::CallDepth.code()
+            } else if message.contains(" too large") {
+                FailureKind::DataTooLarge.code()
+            } else {
+                FailureKind::Runtime.code()
+            }
+        }
+    };
+    let p = Problem::new(kind, message).in_script(script);
+    if matches!(err, ScriptError::TopLevel { .. }) {
+        p.in_function("top level")
+    } else {
+        p
+    }
 }
 
 /// Results of the determinism checks; `None` when a check did not run.
@@ -259,17 +386,50 @@ pub fn list_fixtures(dir: &Path) -> Result<Vec<PathBuf>, ValidateError> {
     Ok(files)
 }
 
-/// Validate every script in `scripts`, with fixtures from `fixtures_root` (see
-/// [`fixtures_dir`]).
+/// What to check besides compiling.
+#[derive(Debug)]
+pub struct Options<'a> {
+    /// Read fixtures from `<root>/<stem>/` instead of next to each script (see
+    /// [`fixtures_dir`]).
+    pub fixtures_root: Option<&'a Path>,
+    /// Recorded candles for the smoke check, or why it is skipped.
+    pub smoke: SmokeData,
+    /// Windows the smoke check decides (0 turns it off).
+    pub smoke_windows: u32,
+}
+
+/// Validate every script in `scripts` against its fixtures, without a smoke check.
 pub fn validate(
     scripts: &[PathBuf],
     fixtures_root: Option<&Path>,
     config: &Config,
 ) -> Result<Report, ValidateError> {
+    let options = Options {
+        fixtures_root,
+        smoke: SmokeData::Skipped("smoke check skipped: not requested".into()),
+        smoke_windows: 0,
+    };
+    validate_with(scripts, &options, config)
+}
+
+/// Validate every script in `scripts`: compile, fixtures, and the smoke check on recorded
+/// data.
+pub fn validate_with(
+    scripts: &[PathBuf],
+    options: &Options<'_>,
+    config: &Config,
+) -> Result<Report, ValidateError> {
     let mut csv = CsvCache::new();
     let mut strategies = Vec::with_capacity(scripts.len());
     for script in scripts {
-        strategies.push(validate_strategy(script, fixtures_root, config, &mut csv)?);
+        let mut report = validate_strategy(script, options.fixtures_root, config, &mut csv)?;
+        if report.compiled {
+            let smoke = smoke::run(script, config, &options.smoke, options.smoke_windows);
+            report.max_operations = report.max_operations.max(smoke.max_operations);
+            report.max_call_us = report.max_call_us.max(smoke.max_call_us);
+            report.smoke = Some(smoke);
+        }
+        strategies.push(report);
     }
     let mut totals = Totals {
         strategies: strategies.len(),
@@ -286,10 +446,16 @@ pub fn validate(
         }
         totals.fixtures += s.fixtures.len();
         totals.passed += s.fixtures.iter().filter(|f| f.passed).count();
+        match s.smoke.as_ref().map(|r| r.status) {
+            Some(smoke::PASSED) => totals.smoke_passed += 1,
+            Some(smoke::FAILED) => totals.smoke_failed += 1,
+            Some(_) => totals.smoke_skipped += 1,
+            None => {}
+        }
     }
     totals.failed = totals.fixtures - totals.passed;
     Ok(Report {
-        ok: totals.compile_errors == 0 && totals.failed == 0,
+        ok: totals.compile_errors == 0 && totals.failed == 0 && totals.smoke_failed == 0,
         limits: Limits {
             max_operations: config.sandbox.max_operations,
             call_timeout_ms: config.sandbox.call_timeout_ms,
@@ -317,15 +483,18 @@ pub fn validate_strategy(
         script_hash: None,
         has_size: false,
         compile_error: None,
+        load_error: None,
         fixtures_dir: dir.clone(),
         note: None,
         max_operations: None,
         max_call_us: None,
         fixtures: Vec::new(),
+        smoke: None,
     };
     match ScriptStrategy::load(script, &config.sandbox) {
         Err(e) => {
             report.compile_error = Some(e.to_string());
+            report.load_error = Some(load_problem(script, &e));
             return Ok(report);
         }
         Ok(s) => {
@@ -359,10 +528,7 @@ fn broken_fixture(file: &Path, e: FixtureError) -> FixtureReport {
             .unwrap_or_default(),
         description: String::new(),
         passed: false,
-        problems: vec![Problem {
-            kind: "fixture_error".into(),
-            message: e.to_string(),
-        }],
+        problems: vec![Problem::new("fixture_error", e.to_string())],
         notes: Vec::new(),
         expected: None,
         got: None,
@@ -373,16 +539,20 @@ fn broken_fixture(file: &Path, e: FixtureError) -> FixtureReport {
     }
 }
 
-/// Measurements of the calls made for one fixture.
+/// Measurements of the calls made for one fixture (or one smoke check).
 #[derive(Default)]
-struct Meter {
-    calls: u32,
-    max_ops: u64,
-    max_us: u64,
+pub(crate) struct Meter {
+    pub(crate) calls: u32,
+    pub(crate) max_ops: u64,
+    pub(crate) max_us: u64,
 }
 
 impl Meter {
-    fn call<T>(&mut self, s: &mut ScriptStrategy, f: impl FnOnce(&mut ScriptStrategy) -> T) -> T {
+    pub(crate) fn call<T>(
+        &mut self,
+        s: &mut ScriptStrategy,
+        f: impl FnOnce(&mut ScriptStrategy) -> T,
+    ) -> T {
         let t0 = Instant::now();
         let out = f(s);
         let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -423,25 +593,23 @@ fn run_once(
     Ok((decision, Some(ask)))
 }
 
-fn fresh(script: &Path, config: &Config, fx: &Fixture) -> Result<ScriptStrategy, Problem> {
-    let mut s = ScriptStrategy::load(script, &config.sandbox).map_err(|e| Problem {
-        kind: "compile_error".into(),
-        message: e.to_string(),
-    })?;
+fn fresh(script: &Path, config: &Config, fx: &Fixture) -> Result<ScriptStrategy, Box<Problem>> {
+    let mut s = ScriptStrategy::load(script, &config.sandbox)
+        .map_err(|e| Box::new(Problem::new("compile_error", e.to_string())))?;
     if let Some(memory) = &fx.memory {
-        s.restore_memory(memory).map_err(|e| Problem {
-            kind: "fixture_error".into(),
-            message: format!("{}: `memory`: {e}", fx.path.display()),
+        s.restore_memory(memory).map_err(|e| {
+            Box::new(Problem::new(
+                "fixture_error",
+                format!("{}: `memory`: {e}", fx.path.display()),
+            ))
         })?;
     }
     Ok(s)
 }
 
-fn failure(f: CallFailure) -> Problem {
-    Problem {
-        kind: f.kind.code().into(),
-        message: f.message,
-    }
+/// A failed call as a problem: its kind code, the message, and where.
+pub(crate) fn call_problem(f: CallFailure, script: &Path) -> Problem {
+    Problem::new(f.kind.code(), f.message).in_script(script)
 }
 
 /// Run one fixture on two fresh instances (and twice on the first) and judge the answer.
@@ -463,7 +631,7 @@ pub fn run_fixture(script: &Path, config: &Config, fx: &Fixture) -> FixtureRepor
     let mut meter = Meter::default();
     let outcome = judge(script, config, fx, &mut meter, &mut report);
     if let Err(p) = outcome {
-        report.problems.push(p);
+        report.problems.push(*p);
     }
     if meter.calls > 0 {
         report.operations = Some(meter.max_ops);
@@ -480,10 +648,11 @@ fn judge(
     fx: &Fixture,
     meter: &mut Meter,
     report: &mut FixtureReport,
-) -> Result<(), Problem> {
+) -> Result<(), Box<Problem>> {
+    let failed = |f| Box::new(call_problem(f, script));
     let mut a = fresh(script, config, fx)?;
     let mut b = fresh(script, config, fx)?;
-    let first = run_once(&mut a, fx, script, config, meter).map_err(failure)?;
+    let first = run_once(&mut a, fx, script, config, meter).map_err(failed)?;
     let (decision, ask) = &first;
     let gate = decision
         .side
@@ -491,20 +660,20 @@ fn judge(
         .map(|(side, ask)| gate_view(config, fx, side, ask));
     report.got = Some(answer(decision, ask.as_ref(), gate, a.has_size()));
 
-    let other = run_once(&mut b, fx, script, config, meter).map_err(failure)?;
+    let other = run_once(&mut b, fx, script, config, meter).map_err(failed)?;
     let fresh_same = other == first;
     report.deterministic.fresh_instances = Some(fresh_same);
     if !fresh_same {
-        report.problems.push(Problem {
-            kind: "nondeterministic".into(),
-            message: format!(
+        report.problems.push(Problem::new(
+            "nondeterministic",
+            format!(
                 "a second freshly loaded instance answered differently: {} instead of {}",
                 describe(&other),
                 describe(&first)
             ),
-        });
+        ));
     }
-    let again = run_once(&mut a, fx, script, config, meter).map_err(failure)?;
+    let again = run_once(&mut a, fx, script, config, meter).map_err(failed)?;
     let repeat_same = again == first;
     report.deterministic.same_instance = Some(repeat_same);
     if !repeat_same {
@@ -515,12 +684,10 @@ fn judge(
             describe(&first)
         );
         if fx.expect.repeatable {
-            report.problems.push(Problem {
-                kind: "not_repeatable".into(),
-                message: format!(
-                    "{message}; if that is intended, say `repeatable = false` in [expect]"
-                ),
-            });
+            report.problems.push(Problem::new(
+                "not_repeatable",
+                format!("{message}; if that is intended, say `repeatable = false` in [expect]"),
+            ));
         } else {
             report.notes.push(message);
         }
@@ -529,38 +696,71 @@ fn judge(
     if let Some(StakeAsk::Usd(x)) = ask
         && !(x.is_finite() && *x >= 0.0)
     {
-        report.problems.push(Problem {
-            kind: "invalid_stake".into(),
-            message: format!("size returned {x}: a stake must be a finite number ≥ 0"),
-        });
+        report.problems.push(Problem::new(
+            "invalid_stake",
+            format!("size returned {x}: a stake must be a finite number ≥ 0"),
+        ));
     }
     if let Some(StakeAsk::Invalid(t)) = ask {
-        report.problems.push(Problem {
-            kind: "invalid_stake".into(),
-            message: format!("size returned {t}: a stake must be a number"),
-        });
+        report.problems.push(Problem::new(
+            "invalid_stake",
+            format!("size returned {t}: a stake must be a number"),
+        ));
     }
     if let Some(got) = &report.got {
         for message in mismatches(&fx.expect, got) {
-            report.problems.push(Problem {
-                kind: "mismatch".into(),
-                message,
-            });
+            report.problems.push(Problem::new("mismatch", message));
         }
     }
     Ok(())
 }
 
 fn gate_view(config: &Config, fx: &Fixture, side: crate::domain::Side, ask: &StakeAsk) -> GateView {
-    let account = &fx.account;
-    let book = fx.quote.side(side);
+    gate_verdict(
+        config,
+        &Situation {
+            account: &fx.account,
+            quote: &fx.quote,
+            candles: &fx.candles,
+            now: fx.now,
+            window_end: fx.window.end,
+        },
+        side,
+        ask,
+    )
+}
+
+/// What the risk gate sees of a decision outside a session.
+pub(crate) struct Situation<'a> {
+    /// The account (an open position when `cash` < `equity`).
+    pub account: &'a crate::ledger::Account,
+    /// The venue's quote.
+    pub quote: &'a crate::venue::Quote,
+    /// Closed candles visible at `now`.
+    pub candles: &'a [crate::feed::Candle],
+    /// Decision time.
+    pub now: i64,
+    /// End of the window decided.
+    pub window_end: i64,
+}
+
+/// The gate's verdict on `ask` for `side` in `at`, with no standard-deviation baseline
+/// (there is no warm-up session to measure one, so that breaker is off).
+pub(crate) fn gate_verdict(
+    config: &Config,
+    at: &Situation<'_>,
+    side: crate::domain::Side,
+    ask: &StakeAsk,
+) -> GateView {
+    let account = at.account;
+    let book = at.quote.side(side);
     let input = GateInput {
         side,
         ask: ask.clone(),
         quote: SideQuote {
             ask: book.ask,
             bid: book.bid,
-            min_order_shares: fx.quote.min_order_shares,
+            min_order_shares: at.quote.min_order_shares,
         },
         equity: account.equity(),
         cash: account.cash,
@@ -568,17 +768,18 @@ fn gate_view(config: &Config, fx: &Fixture, side: crate::domain::Side, ask: &Sta
         allow_overlap: config.session.allow_overlap,
         halted: false,
         data: DataHealth {
-            price_age_secs: fx.candles.last().map(|c| fx.now - c.close_time()),
+            price_age_secs: at.candles.last().map(|c| at.now - c.close_time()),
             range_pct: crate::script::ctx::range_pct(
-                &fx.candles,
+                at.candles,
                 i64::from(config.risk.vol_range_minutes),
             )
             .ok()
             .flatten(),
-            stddev: stddev_of_closes(&fx.candles, config.risk.stddev_window as usize),
+            stddev: stddev_of_closes(at.candles, config.risk.stddev_window as usize),
             stddev_baseline: None,
+            feed_stale: None,
         },
-        seconds_to_close: fx.window.end - fx.now,
+        seconds_to_close: at.window_end - at.now,
     };
     match RiskGate::new(&config.risk, account.starting_capital).check(&input) {
         Verdict::Approved(stake) => GateView {

@@ -1,13 +1,19 @@
 //! Venues: where approved stakes become fills and windows become outcomes.
 //!
 //! The session talks to one [`Venue`] whatever the mode: the replay venue quotes from a
-//! configurable model and settles from price data; paper and live venues (later) quote from
-//! Polymarket's books and settle from its resolutions. A venue only accepts a risk-approved
+//! configurable model and settles from price data; paper and live venues quote from
+//! Polymarket's books and settle from its resolutions, which arrive after a window ends
+//! ([`PendingResolution`] tells the session to ask again rather than void the trade). A venue only accepts a risk-approved
 //! [`Stake`], so nothing reaches it around the gate. Fees follow Polymarket's formula
-//! ([`fee`]) in every mode.
+//! ([`fee`]) in every mode. A backtest given Polymarket's recorded results uses
+//! [`OutcomesVenue`]: the replay venue's quotes and fills, settled from those results.
 
+pub mod outcomes;
+pub mod paper;
+pub mod polymarket;
 pub mod replay;
 
+pub use outcomes::OutcomesVenue;
 pub use replay::ReplayVenue;
 
 use crate::domain::{Side, Window};
@@ -79,6 +85,11 @@ pub enum SettledBy {
     PriceData,
     /// Polymarket's own resolution.
     Venue,
+    /// Polymarket's resolution as recorded in an outcomes file (backtests with `--outcomes`).
+    Polymarket,
+    /// Price data (as [`SettledBy::PriceData`]) because the venue published no resolution
+    /// within the paper venue's timeout.
+    PriceDataFallback,
 }
 
 impl SettledBy {
@@ -87,6 +98,8 @@ impl SettledBy {
         match self {
             SettledBy::PriceData => "price_data",
             SettledBy::Venue => "venue",
+            SettledBy::Polymarket => "polymarket",
+            SettledBy::PriceDataFallback => "price_data_fallback",
         }
     }
 }
@@ -110,6 +123,34 @@ pub enum VenueError {
     /// The venue is unreachable or failed; whether anything happened is unknown.
     #[error("venue unavailable: {0}")]
     Unavailable(String),
+    /// The window's market has no known resolution, so it is not offered (a backtest
+    /// settling from recorded results never guesses one).
+    #[error("{0}")]
+    NoOutcome(String),
+}
+
+impl VenueError {
+    /// The reason code a window gets when its quote fails with this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VenueError::Rejected(_) | VenueError::Unavailable(_) => "no_quote",
+            VenueError::NoOutcome(_) => "no_outcome",
+        }
+    }
+}
+
+/// What a venue's `resolve` returning `Ok(None)` means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingResolution {
+    /// The outcome will never be known (replay: the window's candles are missing): the
+    /// position is settled as void and its stake refunded.
+    Void,
+    /// Not known yet (paper and live: Polymarket resolves some time after the window
+    /// ends): the position stays open and `resolve` is asked again at later polls, at
+    /// least this many session seconds apart; [`VenueError::Unavailable`] is taken as "not
+    /// yet" too. Such a venue ends the wait itself (the paper venue falls back to price data
+    /// after its own timeout) by returning an outcome, or [`VenueError::NoOutcome`] (void).
+    RetryAfter(i64),
 }
 
 /// The boundary between the session and a market, shared by replay, paper and live.
@@ -124,11 +165,18 @@ pub trait Venue {
         quote: &Quote,
     ) -> Result<Fill, VenueError>;
     /// The outcome of `window`, if known yet; `history` holds the candles closed so far.
+    /// What `Ok(None)` means is the venue's [`Venue::pending_resolution`].
     fn resolve(
         &mut self,
         window: &Window,
         history: &[Candle],
     ) -> Result<Option<Resolution>, VenueError>;
+
+    /// Whether `resolve` returning `Ok(None)` means "void" (the default, replay venues) or
+    /// "not known yet, ask again" (paper and live venues).
+    fn pending_resolution(&self) -> PendingResolution {
+        PendingResolution::Void
+    }
 }
 
 /// Polymarket's taker fee in USD for buying `shares` at `price`: `shares × rate × p × (1 − p)`,

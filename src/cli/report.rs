@@ -1,0 +1,69 @@
+//! `updown report DIR`: the full report of an earlier run, from the journals in its output
+//! folder, printed as a table (or JSON), with `report.json` and the equity charts
+//! (re)written beside the journals.
+
+use anyhow::Context;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use updown::report::{Report, SessionRecords, Written, write_report};
+
+/// Flags of `updown report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Output folder of an earlier run: the folder holding its predictions.jsonl,
+    /// trades.jsonl and equity_curve.csv (the `--out` of `updown run`, `data` by default).
+    #[arg(value_name = "DIR", default_value = "data")]
+    dir: PathBuf,
+    /// Print the report as JSON (the content of report.json) instead of the table; the
+    /// paths of the written files then go to standard error.
+    #[arg(long)]
+    json: bool,
+    /// Only print: do not (re)write report.json, equity.png and equity.svg in DIR.
+    #[arg(long)]
+    no_write: bool,
+}
+
+/// The line that says where the report files went, shared with `updown run`.
+pub fn written_line(w: &Written) -> String {
+    format!(
+        "Report: {} · chart: {}, {}",
+        w.json.display(),
+        w.png.display(),
+        w.svg.display()
+    )
+}
+
+/// Read the journals in `dir`, compute the report, and write its files unless `no_write`.
+pub fn build(dir: &Path, write: bool) -> anyhow::Result<(Report, Option<Written>)> {
+    let records = SessionRecords::read_dir(dir)
+        .with_context(|| format!("reading the journals in {}", dir.display()))?;
+    let report = Report::from_records(&records);
+    let written = if write {
+        Some(
+            write_report(dir, &records, &report)
+                .with_context(|| format!("writing the report into {}", dir.display()))?,
+        )
+    } else {
+        None
+    };
+    Ok((report, written))
+}
+
+/// Run `updown report`.
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (report, written) = build(&args.dir, !args.no_write)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", report.to_json()?)?;
+        if let Some(w) = &written {
+            eprintln!("{}", written_line(w));
+        }
+    } else {
+        writeln!(out, "{report}")?;
+        if let Some(w) = &written {
+            writeln!(out, "{}", written_line(w))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,277 @@
+//! What a report is computed from: a session's records, read back from the journals of its
+//! output folder (`predictions.jsonl`, `trades.jsonl`, `equity_curve.csv`) or handed over
+//! directly.
+//!
+//! Reading names the file and the line of anything it cannot parse, so a damaged journal
+//! says where it is damaged. The ledger (`ledger.sqlite`), when present, is consulted only
+//! for the session's label (strategy and data) and status, which the journals do not carry;
+//! nothing is written to it, and a failure there only leaves the label out.
+
+use super::ReportError;
+use crate::ledger::LEDGER_FILE;
+use crate::ledger::journal::{EQUITY, PREDICTIONS, TRADES};
+use crate::ledger::records::{PredictionRecord, TradeRecord};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// Window length assumed when the records do not tell it (no prediction to read it from):
+/// the 5-minute markets.
+pub const DEFAULT_INTERVAL_SECS: i64 = 300;
+
+/// One point of the equity curve: a line of `equity_curve.csv`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EquityPoint {
+    /// Unix seconds: the session start, then the end of each settled trade's window.
+    pub time: i64,
+    /// Equity (cash plus open stakes at cost), USD.
+    pub equity: Decimal,
+}
+
+/// The ledger's description of the session the journals belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's label, e.g. `strategies/rsi_ema.rhai on data/btc.csv`.
+    pub label: String,
+    /// `complete`, `halted`, `running` (interrupted or still going) or `abandoned`.
+    pub status: String,
+}
+
+/// Everything a [`Report`](super::Report) is computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRecords {
+    /// Capital at the session start, USD.
+    pub starting_capital: Decimal,
+    /// Window length in seconds (300 for the 5-minute markets).
+    pub interval_secs: i64,
+    /// One record per decided window, in window order.
+    pub predictions: Vec<PredictionRecord>,
+    /// One record per settled trade, in window order.
+    pub trades: Vec<TradeRecord>,
+    /// The equity curve: the start, then one point per settlement. May be empty, in which
+    /// case the report rebuilds it from the trades.
+    pub equity: Vec<EquityPoint>,
+    /// Label and status from the ledger, when known.
+    pub session: Option<SessionInfo>,
+}
+
+impl SessionRecords {
+    /// Read the journals of the output folder `dir`.
+    ///
+    /// The starting capital is the first point of `equity_curve.csv` (the session writes
+    /// it before the first window); the window length is read from the market slugs
+    /// (`btc-updown-5m-…` → 300 s), or from the spacing of the windows.
+    pub fn read_dir(dir: &Path) -> Result<SessionRecords, ReportError> {
+        let (pred_path, pred_text) = read(dir, PREDICTIONS)?;
+        let (trade_path, trade_text) = read(dir, TRADES)?;
+        let (eq_path, eq_text) = read(dir, EQUITY)?;
+        let predictions: Vec<PredictionRecord> = parse_jsonl(&pred_path, &pred_text)?;
+        let trades: Vec<TradeRecord> = parse_jsonl(&trade_path, &trade_text)?;
+        let equity = parse_equity_csv(&eq_path, &eq_text)?;
+        let starting_capital = match (equity.first(), trades.first()) {
+            (Some(p), _) => p.equity,
+            (None, Some(t)) => t.equity_after - t.pnl,
+            (None, None) => {
+                return Err(ReportError::NoStartingCapital { path: eq_path });
+            }
+        };
+        let lines: Vec<&str> = pred_text.lines().filter(|l| !l.trim().is_empty()).collect();
+        Ok(SessionRecords {
+            starting_capital,
+            interval_secs: interval_of(&predictions),
+            session: session_info(&dir.join(LEDGER_FILE), &lines),
+            predictions,
+            trades,
+            equity,
+        })
+    }
+}
+
+fn read(dir: &Path, name: &str) -> Result<(PathBuf, String), ReportError> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((path, text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ReportError::Missing {
+            path,
+            dir: dir.to_path_buf(),
+        }),
+        Err(source) => Err(ReportError::Read { path, source }),
+    }
+}
+
+/// Parse a JSON-lines journal: one record per non-blank line. An unreadable line is
+/// reported with the file and its 1-based line number.
+pub fn parse_jsonl<T: DeserializeOwned>(path: &Path, text: &str) -> Result<Vec<T>, ReportError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| ReportError::Line {
+                path: path.to_path_buf(),
+                line: i + 1,
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Parse `equity_curve.csv`: a `time,equity` header, then `unix_seconds,decimal` lines.
+pub fn parse_equity_csv(path: &Path, text: &str) -> Result<Vec<EquityPoint>, ReportError> {
+    let err = |line: usize, message: String| ReportError::Line {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut points = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if i == 0 {
+            if line != "time,equity" {
+                return Err(err(
+                    1,
+                    format!("expected the header `time,equity`, found `{line}`"),
+                ));
+            }
+            continue;
+        }
+        let Some((time, equity)) = line.split_once(',') else {
+            return Err(err(
+                i + 1,
+                format!("expected `time,equity`, found `{line}`"),
+            ));
+        };
+        let time = time.trim().parse::<i64>().map_err(|e| {
+            err(
+                i + 1,
+                format!("column 1 (time): `{time}` is not Unix seconds: {e}"),
+            )
+        })?;
+        let equity = equity.trim().parse::<Decimal>().map_err(|e| {
+            err(
+                i + 1,
+                format!("column 2 (equity): `{equity}` is not an amount: {e}"),
+            )
+        })?;
+        points.push(EquityPoint { time, equity });
+    }
+    Ok(points)
+}
+
+/// The window length of a session, from its market slugs (`btc-updown-5m-<T>` → 300,
+/// `btc-updown-15m-<T>` → 900, `btc-updown-90s-<T>` → 90), else from the smallest spacing
+/// of consecutive windows, else [`DEFAULT_INTERVAL_SECS`].
+pub fn interval_of(predictions: &[PredictionRecord]) -> i64 {
+    let from_slug = predictions.first().and_then(|p| {
+        let len = p.slug.rsplit('-').nth(1)?;
+        if let Some(minutes) = len.strip_suffix('m') {
+            minutes.parse::<i64>().ok()?.checked_mul(60)
+        } else {
+            len.strip_suffix('s')?.parse::<i64>().ok()
+        }
+    });
+    from_slug
+        .filter(|s| *s > 0)
+        .or_else(|| {
+            predictions
+                .windows(2)
+                .map(|w| w[1].interval_start - w[0].interval_start)
+                .filter(|d| *d > 0)
+                .min()
+        })
+        .unwrap_or(DEFAULT_INTERVAL_SECS)
+}
+
+/// The label and status of the ledger session whose prediction lines are exactly the
+/// journal's (the journals are rewritten from the ledger, line for line). Best effort: a
+/// missing or unreadable ledger gives `None`.
+fn session_info(ledger: &Path, journal_lines: &[&str]) -> Option<SessionInfo> {
+    use rusqlite::{Connection, OpenFlags};
+    if !ledger.is_file() || journal_lines.is_empty() {
+        return None;
+    }
+    // Read-write without create, so that closing cleans up the WAL files as any ledger
+    // user does (a read-only connection would leave them behind); nothing is written.
+    // A folder we may not write to still gets a read-only look.
+    let conn = Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .or_else(|_| Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .ok()?;
+    conn.busy_timeout(std::time::Duration::from_secs(2)).ok()?;
+    let mut sessions = conn
+        .prepare("SELECT id, label, status FROM sessions ORDER BY id DESC")
+        .ok()?;
+    let rows: Vec<(i64, String, String)> = sessions
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .ok()?
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mut lines = conn
+        .prepare("SELECT line FROM predictions WHERE session = ?1 ORDER BY window_start")
+        .ok()?;
+    rows.into_iter().find_map(|(id, label, status)| {
+        let stored: Vec<String> = lines
+            .query_map([id], |r| r.get(0))
+            .ok()?
+            .collect::<Result<_, _>>()
+            .ok()?;
+        (stored.len() == journal_lines.len()
+            && stored.iter().zip(journal_lines).all(|(a, b)| a == b))
+        .then_some(SessionInfo { label, status })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pred(slug: &str, start: i64) -> PredictionRecord {
+        PredictionRecord {
+            interval_start: start,
+            slug: slug.into(),
+            decision_time: start,
+            side: "skip".into(),
+            confidence: 0.0,
+            prob: None,
+            reason: String::new(),
+            features: serde_json::Map::new(),
+            stake_asked: None,
+            stake_approved: None,
+            verdict: "skipped".into(),
+            reason_code: Some("script_skip".into()),
+            detail: None,
+            script_hash: "h".into(),
+            config_hash: "c".into(),
+        }
+    }
+
+    #[test]
+    fn the_interval_comes_from_the_slug_then_the_spacing() {
+        assert_eq!(interval_of(&[pred("btc-updown-5m-300", 300)]), 300);
+        assert_eq!(interval_of(&[pred("btc-updown-15m-900", 900)]), 900);
+        assert_eq!(interval_of(&[pred("btc-updown-90s-90", 90)]), 90);
+        assert_eq!(
+            interval_of(&[pred("odd", 1200), pred("odd", 1800), pred("odd", 3600)]),
+            600
+        );
+        assert_eq!(interval_of(&[]), DEFAULT_INTERVAL_SECS);
+    }
+
+    #[test]
+    fn a_bad_equity_line_is_named_with_its_line_and_column() {
+        let p = Path::new("x/equity_curve.csv");
+        let ok = parse_equity_csv(p, "time,equity\n0,100\n300,95.5\n").unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].equity, Decimal::new(955, 1));
+        let e = parse_equity_csv(p, "time,equity\n0,100\n300,abc\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("equity_curve.csv line 3"), "{e}");
+        assert!(e.contains("column 2"), "{e}");
+        let e = parse_equity_csv(p, "when,equity\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}

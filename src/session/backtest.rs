@@ -1,0 +1,778 @@
+//! Backtests: a fresh session over recorded history, through the same [`Engine`] as every
+//! other run, with a fingerprint of its result.
+//!
+//! This module owns what a backtest adds around the shared loop: loading and joining the
+//! data files and the optional outcomes file once ([`BacktestData`]), choosing the windows
+//! of a `--from/--to` range while keeping every earlier candle as warm-up history
+//! ([`plan`]), starting a fresh ledger and journals in the output folder (removing only the
+//! files updown writes there, [`start_fresh`]), running the loop, and condensing the result
+//! into a [`Summary`], a [`Fingerprint`] and, with real outcomes, the [`Agreement`] between
+//! price-data settlement and Polymarket's results. Decisions go through the same clock,
+//! feed, risk gate and venue trait as `updown run`; the only backtest-specific parts are the
+//! feed's hard cut-off ([`HistoryFeed`]) and the venue that settles from recorded results
+//! ([`OutcomesVenue`]).
+
+use super::replay::{stddev_baseline, strategy_params, summarize};
+use super::{Ending, Engine, Progress, SessionError, SimulatedClock, new_account};
+use crate::config::Config;
+use crate::domain::Window;
+use crate::feed::join::JoinError;
+use crate::feed::outcomes::OutcomesError;
+use crate::feed::{AnomalyFilter, Candle, HistoryFeed, Joined, Lookup, Outcomes};
+use crate::indicators::IndicatorCache;
+use crate::ledger::journal::{EQUITY, Journals, PREDICTIONS, RELOADS, TRADES};
+use crate::ledger::records::TradeRecord;
+use crate::ledger::{LEDGER_FILE, Ledger, LedgerError, SessionStatus};
+use crate::report::Summary;
+use crate::risk::RiskGate;
+use crate::script::{Ctx, CtxState, ScriptStrategy, Strategy};
+use crate::venue::{OutcomesVenue, ReplayVenue, Venue, resolve_from_candles};
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Ledger steps (decisions and settlements) per transaction in a backtest. A backtest always
+/// starts fresh, so a crash costs only the rerun; `updown run` keeps one transaction per step.
+pub const DEFAULT_COMMIT_EVERY: u32 = 512;
+
+/// Files a backtest (re)writes in its output folder; nothing else there is touched.
+pub const WRITTEN_FILES: [&str; 7] = [
+    LEDGER_FILE,
+    "ledger.sqlite-wal",
+    "ledger.sqlite-shm",
+    PREDICTIONS,
+    TRADES,
+    EQUITY,
+    RELOADS,
+];
+
+/// Why a backtest could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BacktestError {
+    /// A data file could not be loaded or the files could not be joined.
+    #[error(transparent)]
+    Data(#[from] JoinError),
+    /// The outcomes file is invalid.
+    #[error(transparent)]
+    Outcomes(#[from] OutcomesError),
+    /// The range selects no window, or the data is too short.
+    #[error("{0}")]
+    Range(String),
+    /// The output folder could not be prepared.
+    #[error("cannot prepare output folder {}: {source}", dir.display())]
+    Output {
+        /// The folder.
+        dir: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The strategy could not be loaded.
+    #[error("{0}")]
+    Strategy(String),
+    /// A run failed for another reason (a stored record unreadable, a thread that panicked,
+    /// an interrupted check).
+    #[error("{0}")]
+    Failed(String),
+    /// The session failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl From<LedgerError> for BacktestError {
+    fn from(e: LedgerError) -> Self {
+        BacktestError::Session(SessionError::Ledger(e))
+    }
+}
+
+/// The recorded inputs of a backtest, loaded once and shared (read-only) by every run of a
+/// sweep or a look-ahead check.
+#[derive(Clone, Debug)]
+pub struct BacktestData {
+    /// The joined candle files (with their sources, overlaps and gaps).
+    pub joined: Joined,
+    /// The joined candles, shared by every feed.
+    pub candles: Arc<Vec<Candle>>,
+    /// Polymarket's recorded results, when given.
+    pub outcomes: Option<Arc<Outcomes>>,
+}
+
+impl BacktestData {
+    /// Load and join `data` files and the optional `outcomes` file (validated for markets of
+    /// `interval_secs`).
+    pub fn load(
+        data: &[PathBuf],
+        outcomes: Option<&Path>,
+        interval_secs: i64,
+    ) -> Result<BacktestData, BacktestError> {
+        let joined = crate::feed::load_joined(data)?;
+        let outcomes = outcomes
+            .map(|p| crate::feed::load_outcomes(p, interval_secs))
+            .transpose()?
+            .map(Arc::new);
+        Ok(BacktestData::new(joined, outcomes))
+    }
+
+    /// Wrap already loaded inputs.
+    pub fn new(joined: Joined, outcomes: Option<Arc<Outcomes>>) -> BacktestData {
+        let candles = Arc::new(joined.recorded.candles.clone());
+        BacktestData {
+            joined,
+            candles,
+            outcomes,
+        }
+    }
+}
+
+/// The time range whose windows are traded (Unix seconds; `None` = open end).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    /// First window start at or after this.
+    pub from: Option<i64>,
+    /// Last window ends at or before this; no candle closing later is ever shown.
+    pub to: Option<i64>,
+}
+
+/// The windows a backtest trades and what it knows before the first one.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The windows, in order, indexed from 0.
+    pub windows: Vec<Window>,
+    /// Volatility baseline from the warm-up candles before the first decision.
+    pub stddev_baseline: Option<f64>,
+    /// No candle closing after this is shown (`--to`, or `i64::MAX`).
+    pub visible_until: i64,
+    /// Candles of history before the first decision (all of them are visible).
+    pub history_candles: usize,
+    /// Remarks for people (e.g. the warm-up moved the first window past `--from`).
+    pub notes: Vec<String>,
+}
+
+/// Choose the windows of `range` over `data`: aligned to the interval, the first one after
+/// at least `session.warmup_candles` candles of history (candles before `from` count: they
+/// are the past), the last one ending by `to` and by the end of the data.
+pub fn plan(data: &BacktestData, config: &Config, range: &Range) -> Result<Plan, BacktestError> {
+    let candles = data.candles.as_slice();
+    let interval = config.session.interval_secs;
+    let lead = config.session.decision_lead_secs;
+    let warmup = config.session.warmup_candles.max(1);
+    let name = data.joined.recorded.path.display().to_string();
+    if let (Some(from), Some(to)) = (range.from, range.to)
+        && from >= to
+    {
+        return Err(BacktestError::Range(format!(
+            "--from {} is not before --to {}",
+            utc(from),
+            utc(to)
+        )));
+    }
+    if candles.len() <= warmup {
+        return Err(BacktestError::Range(format!(
+            "{name}: {} candles is not enough for a warm-up of {warmup} (session.warmup_candles) plus one window",
+            candles.len()
+        )));
+    }
+    let mut notes = Vec::new();
+    let earliest =
+        Window::first_start_at_or_after(candles[warmup - 1].close_time() + lead, interval);
+    let first = match range.from {
+        Some(from) => {
+            let wanted = Window::first_start_at_or_after(from, interval);
+            if wanted < earliest {
+                notes.push(format!(
+                    "the first window is {} UTC, not {} UTC: {warmup} candles of warm-up history (session.warmup_candles) come first",
+                    utc(earliest),
+                    utc(wanted)
+                ));
+            }
+            wanted.max(earliest)
+        }
+        None => earliest,
+    };
+    let data_end = candles[candles.len() - 1].close_time();
+    let end = range.to.map_or(data_end, |to| to.min(data_end));
+    let count = if end > first {
+        (end - first) / interval
+    } else {
+        0
+    };
+    if count <= 0 {
+        return Err(BacktestError::Range(format!(
+            "no complete {interval} s window between {} UTC and {} UTC: the data ({name}) runs {} → {} UTC{}",
+            utc(first),
+            utc(end),
+            utc(candles[0].open_time),
+            utc(data_end),
+            if range.from.is_some() || range.to.is_some() {
+                "; widen --from/--to"
+            } else {
+                ""
+            }
+        )));
+    }
+    let count = u32::try_from(count)
+        .map_err(|_| BacktestError::Range(format!("{count} windows is too many")))?;
+    let windows: Vec<Window> = (0..count)
+        .map(|i| Window::new(first + i64::from(i) * interval, interval, i))
+        .collect();
+    let baseline = stddev_baseline(
+        candles,
+        first - lead,
+        warmup,
+        config.risk.stddev_window as usize,
+    );
+    let history_candles = candles.partition_point(|c| c.close_time() <= first - lead);
+    Ok(Plan {
+        windows,
+        stddev_baseline: baseline,
+        visible_until: range.to.unwrap_or(i64::MAX),
+        history_candles,
+        notes,
+    })
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BacktestSpec {
+    /// The strategy script.
+    pub strategy: PathBuf,
+    /// Settings (already validated).
+    pub config: Config,
+    /// `--param` overrides on top of `[params.<stem>]`.
+    pub overrides: toml::Table,
+    /// Output folder: ledger, journals. Emptied of updown's own files first.
+    pub out_dir: PathBuf,
+    /// Ledger steps per transaction ([`DEFAULT_COMMIT_EVERY`]; 1 = one per step, as `run`).
+    pub commit_every: u32,
+    /// Keep every prediction line in the result (the look-ahead check compares them).
+    pub keep_predictions: bool,
+}
+
+/// The sha256 of a backtest's result: its settled trades (the `trades.jsonl` lines, in order)
+/// and key metrics (windows, trades, wins, P&L, fees, final equity, as decimal strings).
+/// Nothing machine- or time-dependent goes in, so the same script, parameters,
+/// configuration and data give the same fingerprint anywhere.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// Fingerprint `trades` (journal lines, in order) and the metrics of `summary`.
+    pub fn compute(trades: &[String], summary: &Summary) -> Fingerprint {
+        let mut h = Sha256::new();
+        for line in trades {
+            h.update(b"trade ");
+            h.update(line.as_bytes());
+            h.update(b"\n");
+        }
+        let metrics = format!(
+            "windows {}\ntrades {}\nwins {}\npnl {}\nfees {}\nfinal_equity {}\n",
+            summary.windows,
+            summary.settled,
+            summary.wins,
+            summary.pnl.normalize(),
+            summary.fees.normalize(),
+            summary.final_equity.normalize()
+        );
+        h.update(metrics.as_bytes());
+        Fingerprint(hex::encode(h.finalize()))
+    }
+
+    /// The 64 hex digits.
+    pub fn hex(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `expected` (the full hex, or a prefix of at least 12 digits, any case) names
+    /// this fingerprint.
+    pub fn matches(&self, expected: &str) -> bool {
+        let e = expected.trim().to_ascii_lowercase();
+        e.len() >= 12 && e.len() <= self.0.len() && self.0.starts_with(&e)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How often settling from price data (close of the last 1m candle ≥ open of the first)
+/// gives Polymarket's recorded result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Agreement {
+    /// Windows of the session with both a recorded result and complete price data.
+    pub windows: usize,
+    /// ... of which price data gives the same side.
+    pub windows_agree: usize,
+    /// Settled trades (settled by Polymarket's result) whose window has complete price data.
+    pub trades: usize,
+    /// ... of which price data gives the same side.
+    pub trades_agree: usize,
+}
+
+impl Agreement {
+    /// `windows_agree / windows` in percent (`None` without windows).
+    pub fn window_rate(&self) -> Option<Decimal> {
+        pct(self.windows_agree, self.windows)
+    }
+
+    /// `trades_agree / trades` in percent (`None` without trades).
+    pub fn trade_rate(&self) -> Option<Decimal> {
+        pct(self.trades_agree, self.trades)
+    }
+}
+
+fn pct(n: usize, d: usize) -> Option<Decimal> {
+    (d > 0).then(|| (Decimal::from(n) * Decimal::ONE_HUNDRED / Decimal::from(d)).round_dp(1))
+}
+
+/// What a backtest did.
+#[derive(Clone, Debug)]
+pub struct BacktestResult {
+    /// How the loop ended (a halt is a result, not an error).
+    pub ending: Ending,
+    /// Sharpe and Sortino of the session, from the same records the report reads.
+    pub ratios: crate::report::metrics::Ratios,
+    /// The summary, from the ledger's records.
+    pub summary: Summary,
+    /// The fingerprint of the settled trades and metrics.
+    pub fingerprint: Fingerprint,
+    /// Windows in the session.
+    pub windows: usize,
+    /// First window of the session.
+    pub first_window: Window,
+    /// Last window of the session.
+    pub last_window: Window,
+    /// Windows without a known outcome (journaled as `no_outcome`), with `--outcomes`.
+    pub no_outcome: usize,
+    /// Price data vs Polymarket, with `--outcomes`.
+    pub agreement: Option<Agreement>,
+    /// Candles the anomaly filter rejected.
+    pub anomalies: u64,
+    /// The output folder.
+    pub out_dir: PathBuf,
+    /// Content hash of the script.
+    pub script_hash: String,
+    /// Hash of the configuration.
+    pub config_hash: String,
+    /// Every prediction line, in window order (only with `keep_predictions`).
+    pub predictions: Vec<String>,
+}
+
+/// Create `dir` if needed and remove the files a backtest writes there ([`WRITTEN_FILES`]),
+/// so each backtest is a fresh session that no earlier halt can block. Nothing else in the
+/// folder is touched.
+pub fn start_fresh(dir: &Path) -> Result<(), BacktestError> {
+    let err = |source| BacktestError::Output {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    for name in WRITTEN_FILES {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Run one backtest over `plan`'s windows as a fresh session in `spec.out_dir`.
+///
+/// With `cut = Some(t)` the run is a look-ahead probe: only windows decided by `t` run, no
+/// candle closing after `t` is shown and no recorded result of a window ending after `t` is
+/// used. `progress` is called after every window.
+pub fn run_backtest(
+    spec: &BacktestSpec,
+    data: &BacktestData,
+    plan: &Plan,
+    cut: Option<i64>,
+    progress: Option<Box<dyn FnMut(Progress) + '_>>,
+    stop: &AtomicBool,
+) -> Result<BacktestResult, BacktestError> {
+    let config = &spec.config;
+    let lead = config.session.decision_lead_secs;
+    let windows: Vec<Window> = match cut {
+        Some(t) => plan
+            .windows
+            .iter()
+            .take_while(|w| w.start - lead <= t)
+            .cloned()
+            .collect(),
+        None => plan.windows.clone(),
+    };
+    let (Some(first_window), Some(last_window)) = (windows.first(), windows.last()) else {
+        return Err(BacktestError::Range(
+            "the look-ahead cut is before the first decision".into(),
+        ));
+    };
+    let (first_window, last_window) = (first_window.clone(), last_window.clone());
+    let visible_until = cut.map_or(plan.visible_until, |t| t.min(plan.visible_until));
+    let outcomes = match (&data.outcomes, cut) {
+        (Some(o), Some(t)) => Some(Arc::new(o.withheld_after(t))),
+        (o, _) => o.clone(),
+    };
+
+    start_fresh(&spec.out_dir)?;
+    let strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox)
+        .map_err(|e| BacktestError::Strategy(e.to_string()))?;
+    let params = strategy_params(config, &spec.strategy, &spec.overrides);
+    let script_hash = strategy.content_hash().to_string();
+    let config_hash = config.fingerprint();
+
+    let mut ledger = Ledger::open(&spec.out_dir.join(LEDGER_FILE))?;
+    let account = new_account(config);
+    let label = format!(
+        "backtest {} on {}",
+        spec.strategy.display(),
+        data.joined.recorded.path.display()
+    );
+    let session = ledger.create_session(&format!("backtest {script_hash}"), &label, &account)?;
+    ledger.record_equity(
+        session.id,
+        first_window.start - lead,
+        &account.equity().to_string(),
+    )?;
+    let journals = Journals::rebuild(
+        &spec.out_dir,
+        &[],
+        &[],
+        &ledger.equity(session.id)?,
+        &[],
+        config.session.journal_flush_windows,
+    )
+    .map_err(SessionError::from)?;
+    ledger.batch_commits(spec.commit_every)?;
+
+    let session_id = session.id;
+    let ctx = Ctx::new(CtxState {
+        candles: Vec::with_capacity(data.candles.len()),
+        indicators: IndicatorCache::new(),
+        params,
+        ..CtxState::default()
+    });
+    let feed = HistoryFeed::new(
+        Arc::clone(&data.candles),
+        visible_until,
+        &data.joined.recorded.path,
+    );
+    let parts = Parts {
+        config,
+        strategy: Box::new(strategy),
+        feed,
+        ctx,
+        session,
+        windows,
+        stddev_baseline: plan.stddev_baseline,
+        config_hash: config_hash.clone(),
+        journals,
+        progress,
+    };
+    let (ending, anomalies, account) = match &outcomes {
+        Some(o) => drive(
+            parts,
+            OutcomesVenue::new(&config.replay, Arc::clone(o)),
+            &mut ledger,
+            stop,
+        )?,
+        None => drive(parts, ReplayVenue::new(&config.replay), &mut ledger, stop)?,
+    };
+    ledger.commit_batch()?;
+    match &ending {
+        Ending::Complete => ledger.finish_session(session_id, SessionStatus::Complete)?,
+        Ending::Halted(_) => ledger.finish_session(session_id, SessionStatus::Halted)?,
+        Ending::Interrupted => {}
+    }
+    let summary = summarize(&ledger, session_id, &account)?;
+    let trade_lines = ledger.trades(session_id)?;
+    let fingerprint = Fingerprint::compute(&trade_lines, &summary);
+    let no_outcome = summary.not_traded.get("no_outcome").copied().unwrap_or(0);
+    let agreement = match &data.outcomes {
+        Some(o) if cut.is_none() => {
+            let trades = trade_lines
+                .iter()
+                .map(|l| serde_json::from_str::<TradeRecord>(l))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    BacktestError::Failed(format!(
+                        "{}: a stored trade is unreadable: {e}",
+                        ledger.path().display()
+                    ))
+                })?;
+            let decided = &plan.windows[..summary.windows.min(plan.windows.len())];
+            Some(agreement(decided, &data.candles, o, &trades))
+        }
+        _ => None,
+    };
+    let predictions = if spec.keep_predictions {
+        ledger.predictions(session_id)?
+    } else {
+        Vec::new()
+    };
+    let ratios = session_ratios(&ledger, session_id, &account, &plan.windows)?;
+    Ok(BacktestResult {
+        ratios,
+        ending,
+        windows: summary.windows,
+        summary,
+        fingerprint,
+        first_window,
+        last_window,
+        no_outcome,
+        agreement,
+        anomalies,
+        out_dir: spec.out_dir.clone(),
+        script_hash,
+        config_hash,
+        predictions,
+    })
+}
+
+/// The venue-independent parts of a backtest's engine.
+struct Parts<'a> {
+    config: &'a Config,
+    strategy: Box<dyn Strategy>,
+    feed: HistoryFeed,
+    ctx: Ctx,
+    session: crate::ledger::SessionRow,
+    windows: Vec<Window>,
+    stddev_baseline: Option<f64>,
+    config_hash: String,
+    journals: Journals,
+    progress: Option<Box<dyn FnMut(Progress) + 'a>>,
+}
+
+/// Wire the shared [`Engine`] with `venue` and run it.
+fn drive<'a, V: Venue>(
+    parts: Parts<'a>,
+    venue: V,
+    ledger: &'a mut Ledger,
+    stop: &AtomicBool,
+) -> Result<(Ending, u64, crate::ledger::Account), SessionError> {
+    let config = parts.config;
+    let starting = parts.session.account.starting_capital;
+    let mut engine = Engine {
+        config,
+        strategy: parts.strategy,
+        reloader: None,
+        clock: SimulatedClock::new(None),
+        feed: parts.feed,
+        venue,
+        gate: RiskGate::new(&config.risk, starting),
+        ctx: parts.ctx,
+        filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
+        ledger,
+        journals: parts.journals,
+        session: parts.session,
+        windows: parts.windows,
+        stddev_baseline: parts.stddev_baseline,
+        config_hash: parts.config_hash,
+        open: Vec::new(),
+        progress: parts.progress,
+    };
+    let ending = engine.run(stop)?;
+    engine.journals.flush()?;
+    Ok((ending, engine.filter.rejected, engine.session.account))
+}
+
+/// Price data vs recorded results over `windows` (the windows the session decided) and over
+/// the trades Polymarket's results settled.
+pub fn agreement(
+    windows: &[Window],
+    candles: &[Candle],
+    outcomes: &Outcomes,
+    trades: &[TradeRecord],
+) -> Agreement {
+    let mut a = Agreement::default();
+    let interval = windows.first().map_or(300, |w| w.end - w.start);
+    for w in windows {
+        if let (Lookup::Resolved(real), Some(price)) =
+            (outcomes.lookup(w.start), resolve_from_candles(w, candles))
+        {
+            a.windows += 1;
+            a.windows_agree += usize::from(real == price);
+        }
+    }
+    for t in trades {
+        if t.settled_by != crate::venue::SettledBy::Polymarket.code() {
+            continue;
+        }
+        let w = Window::new(t.interval_start, interval, 0);
+        if let (Some(real), Some(price)) = (&t.outcome, resolve_from_candles(&w, candles)) {
+            a.trades += 1;
+            a.trades_agree += usize::from(real == price.as_str());
+        }
+    }
+    a
+}
+
+/// `YYYY-MM-DD HH:MM` UTC.
+pub fn utc(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+        || format!("unix time {secs}"),
+        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+    )
+}
+
+/// Parse a `--from`/`--to` bound: a UTC date (`2026-02-22`) or date-time (`2026-02-22T14:30`,
+/// seconds optional, `T` or a space). A date given as `--to` means the end of that day
+/// (`end_of_day`), so `--from 2026-02-22 --to 2026-02-22` is that whole day.
+pub fn parse_bound(text: &str, end_of_day: bool) -> Result<i64, String> {
+    let t = text.trim();
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let day = d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp();
+        return Ok(if end_of_day { day + 86_400 } else { day });
+    }
+    let normal = t.replacen(' ', "T", 1);
+    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(&normal, format) {
+            return Ok(dt.and_utc().timestamp());
+        }
+    }
+    Err(format!(
+        "{text:?} is not a UTC date or date-time; use e.g. 2026-02-22 or 2026-02-22T14:30"
+    ))
+}
+
+/// The risk-adjusted ratios of a stored session, computed by the report from the ledger's
+/// records so a sweep sorts by exactly what `updown report` prints.
+fn session_ratios(
+    ledger: &Ledger,
+    session: i64,
+    account: &crate::ledger::Account,
+    windows: &[Window],
+) -> Result<crate::report::metrics::Ratios, BacktestError> {
+    let unreadable = |what: &str, e: serde_json::Error| {
+        BacktestError::Failed(format!(
+            "{}: a stored {what} is unreadable: {e}",
+            ledger.path().display()
+        ))
+    };
+    let predictions = ledger
+        .predictions(session)?
+        .iter()
+        .map(|l| serde_json::from_str(l).map_err(|e| unreadable("prediction", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let trades = ledger
+        .trades(session)?
+        .iter()
+        .map(|l| serde_json::from_str(l).map_err(|e| unreadable("trade", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let records = crate::report::SessionRecords {
+        starting_capital: account.starting_capital,
+        interval_secs: windows.first().map_or(300, |w| w.end - w.start),
+        predictions,
+        trades,
+        equity: Vec::new(),
+        session: None,
+    };
+    Ok(crate::report::Report::from_records(&records).ratios)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::join::join;
+    use crate::feed::{Layout, Recorded};
+    use rust_decimal_macros::dec;
+
+    fn data(minutes: i64) -> BacktestData {
+        let candles = (0..minutes)
+            .map(|i| Candle {
+                open_time: 1_000_200 + i * 60,
+                open: 100.0,
+                high: 101.0,
+                low: 99.0,
+                close: 100.0 + (i % 7) as f64,
+                volume: 1.0,
+            })
+            .collect();
+        let joined = join(vec![Recorded {
+            path: PathBuf::from("x.csv"),
+            candles,
+            gaps: vec![],
+            layout: Layout::TimestampOhlcv,
+        }])
+        .unwrap();
+        BacktestData::new(joined, None)
+    }
+
+    #[test]
+    fn bounds_parse_dates_and_times_and_to_dates_include_their_day() {
+        assert_eq!(parse_bound("2026-02-22", false), Ok(1771718400));
+        assert_eq!(parse_bound("2026-02-22", true), Ok(1771718400 + 86_400));
+        assert_eq!(parse_bound("2026-02-22T14:30", true), Ok(1771770600));
+        assert_eq!(parse_bound("2026-02-22 14:30:00", false), Ok(1771770600));
+        assert!(parse_bound("22/02/2026", false).is_err());
+    }
+
+    #[test]
+    fn plan_keeps_the_warm_up_and_respects_the_range() {
+        let d = data(1000); // 1_000_200 = a multiple of 300; 1000 minutes
+        let mut config = Config::default();
+        config.session.warmup_candles = 100;
+        let all = plan(&d, &config, &Range::default()).unwrap();
+        // 100 candles of warm-up close at 1_000_200 + 6000.
+        assert_eq!(all.windows[0].start, 1_006_200);
+        assert_eq!(all.windows.last().unwrap().end, 1_000_200 + 60_000);
+        assert_eq!(all.visible_until, i64::MAX);
+
+        let from = 1_000_200 + 30_000;
+        let to = from + 3_000;
+        let some = plan(
+            &d,
+            &config,
+            &Range {
+                from: Some(from + 1),
+                to: Some(to + 59),
+            },
+        )
+        .unwrap();
+        assert_eq!(some.windows[0].start, from + 300);
+        assert_eq!(some.windows.last().unwrap().end, to);
+        assert_eq!(some.windows.len(), 9);
+        assert_eq!(some.history_candles, 505); // every candle closed by the first decision
+        assert!(some.notes.is_empty());
+
+        // --from inside the warm-up: the first window moves, and says so.
+        let early = plan(
+            &d,
+            &config,
+            &Range {
+                from: Some(1_000_200),
+                to: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(early.windows[0].start, 1_006_200);
+        assert_eq!(early.notes.len(), 1);
+
+        let none = plan(
+            &d,
+            &config,
+            &Range {
+                from: Some(2_000_000),
+                to: None,
+            },
+        );
+        assert!(matches!(none, Err(BacktestError::Range(_))));
+    }
+
+    #[test]
+    fn fingerprints_cover_trades_and_metrics_and_accept_long_prefixes() {
+        let s = Summary::from_records(dec!(100), &[], &[]);
+        let a = Fingerprint::compute(&["{\"x\":1}".into()], &s);
+        let b = Fingerprint::compute(&["{\"x\":2}".into()], &s);
+        assert_ne!(a, b);
+        assert_eq!(a, Fingerprint::compute(&["{\"x\":1}".into()], &s));
+        assert_eq!(a.hex().len(), 64);
+        assert!(a.matches(a.hex()));
+        assert!(a.matches(&a.hex()[..12].to_uppercase()));
+        assert!(!a.matches(&a.hex()[..11]));
+        assert!(!a.matches(b.hex()));
+    }
+}
