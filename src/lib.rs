@@ -23,6 +23,7 @@
 //! - [`session`]: the one loop shared by replay, paper and live.
 //! - [`validate`]: `updown validate`, checking scripts against fixtures before they trade.
 //! - [`loopback`]: a test venue serving recorded Binance and Polymarket data on 127.0.0.1.
+//! - [`native`]: strategies written in Rust, for benchmarks and as a reference.
 //!
 //! The binary's command line lives in `src/cli/` and is not part of the library: the core
 //! never depends on it.
@@ -36,6 +37,7 @@ pub mod feed;
 pub mod indicators;
 pub mod ledger;
 pub mod loopback;
+pub mod native;
 pub mod report;
 pub mod risk;
 pub mod script;

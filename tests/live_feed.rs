@@ -132,14 +132,17 @@ fn backfill_on_start_gives_the_recorded_bars_closed_by_virtual_now() {
         clock.now_ms(),
         v.now_ms()
     );
+    // The backfill brought the last 120 closed bars (the stream may have added newer ones
+    // since, on a slow machine).
+    assert_eq!(feed.health().stats.backfilled, 120);
     let held = feed.held();
-    assert_eq!(held.len(), 120, "the last 120 closed bars");
+    assert!(held.len() >= 120, "{}", held.len());
     assert_contiguous_and_recorded(&held, &all);
     let now = v.now_ms() / 1000;
     let newest = held[held.len() - 1];
     assert!(newest.close_time() <= now, "no bar from the virtual future");
     assert!(
-        newest.close_time() > now - 180,
+        newest.close_time() > now - 600,
         "the backfill reaches the present"
     );
     // Delivering hands out exactly those bars, once.
@@ -247,7 +250,7 @@ fn a_lost_connection_reconnects_with_backoff_and_a_backfill_fills_the_gap() {
     assert_contiguous_and_recorded(&got, &all);
     let newest = got[got.len() - 1].close_time();
     assert!(
-        newest >= v.now_ms() / 1000 - 180,
+        newest >= v.now_ms() / 1000 - 600,
         "caught up with the present"
     );
 }
@@ -312,7 +315,7 @@ fn rest_bursts_are_retried_with_backoff_and_never_more_than_the_attempts() {
     let (feed, _) = LiveFeed::connect(settings(&v, 10)).expect("retries get through");
     assert_eq!(feed.health().stats.rest_retries, 2);
     assert_eq!(v.stats().statuses.get(&503), Some(&2));
-    assert_eq!(feed.held().len(), 10);
+    assert_eq!(feed.health().stats.backfilled, 10);
     drop(feed);
 
     // A long one: exactly `http_attempts` requests, then a clear error naming the host.
@@ -489,5 +492,34 @@ fn an_unreachable_host_fails_fast_and_names_it() {
     assert!(
         text.contains(&format!("cannot reach 127.0.0.1:{port}")),
         "{text}"
+    );
+}
+
+#[test]
+fn the_loopback_venues_live_section_is_a_valid_config_with_every_url() {
+    let v = venue();
+    let u = v.urls();
+    let config = updown::config::Config::parse(Path::new("loopback.toml"), &u.config_toml())
+        .expect("the printed [live] section parses as a config");
+    let l = &config.live;
+    assert_eq!(
+        [
+            &l.binance_rest,
+            &l.binance_ws,
+            &l.coinbase,
+            &l.coingecko,
+            &l.gamma,
+            &l.clob_rest,
+            &l.clob_ws
+        ],
+        [
+            &u.binance_rest,
+            &u.binance_ws,
+            &u.coinbase,
+            &u.coingecko,
+            &u.gamma,
+            &u.clob_rest,
+            &u.clob_ws
+        ]
     );
 }

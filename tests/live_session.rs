@@ -38,12 +38,12 @@ fn venue() -> Running {
 }
 
 /// A config pointing the bot at `v`: its `[live]` section, a fast clock, short network
-/// timings, overlapping positions allowed (Polymarket resolves a window after the next one
-/// is decided), and a warm-up of 60 bars.
+/// timings and a warm-up of 60 bars. Overlap stays at its default (off): a position whose
+/// window has ended and only awaits Polymarket's resolution must not block the next window.
 fn config(dir: &Path, v: &Running) -> PathBuf {
     let live = v.urls().config_toml();
     let text = format!(
-        "[session]\nwarmup_candles = 60\nallow_overlap = true\n\n{live}clock_speed = {SPEED}\n\
+        "[session]\nwarmup_candles = 60\n\n{live}clock_speed = {SPEED}\n\
          stall_timeout_ms = 400\nbar_grace_ms = 500\nreconnect_min_ms = 50\nreconnect_max_ms = 300\n\
          http_timeout_ms = 3000\nfallback_poll_ms = 200\nmax_decision_delay_secs = 240\n"
     );
@@ -224,6 +224,13 @@ fn a_paper_session_decides_and_settles_windows_from_bars_closed_by_decision_time
     }
     let approved: Vec<&PredictionRecord> = ps.iter().filter(|p| p.verdict == "approved").collect();
     assert!(approved.len() >= 3, "{ps:#?}");
+    // Polymarket resolves a window after the next one is decided; with overlap off (the
+    // default) that wait must not refuse the next window.
+    assert!(
+        ps.iter()
+            .all(|p| p.reason_code.as_deref() != Some("position_open")),
+        "{ps:#?}"
+    );
 
     let ts = trades(&out);
     assert_eq!(ts.len(), approved.len(), "every approved trade settled");

@@ -31,7 +31,8 @@ use updown::session::sweep::{
 /// Flags of `updown backtest`.
 #[derive(Debug, clap::Args)]
 pub struct BacktestArgs {
-    /// Strategy script (.rhai).
+    /// Strategy script (.rhai), or `native:rsi_ema` for the RSI/EMA rules written in Rust
+    /// (the reference the benchmarks compare the script with; it reads `[params.rsi_ema]`).
     #[arg(long, value_name = "FILE")]
     strategy: PathBuf,
     /// Recorded Binance 1m kline CSVs (any accepted layout). Several files are joined in time
@@ -117,20 +118,32 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         config: args.config.clone(),
         out: args.out.clone(),
     })?;
-    let stem = args
-        .strategy
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "strategy".into());
+    let native = updown::native::native_name(&args.strategy);
+    let stem = match native {
+        Some(name) => format!("native_{name}"),
+        None => args
+            .strategy
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "strategy".into()),
+    };
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| config.session.out_dir.join("backtests").join(&stem));
-    if !args.strategy.is_file() {
-        bail!(
+    match native {
+        Some(name) if updown::native::native(name).is_none() => bail!(
+            "there is no native strategy {name:?}; native strategies: {}",
+            updown::native::NAMES
+                .map(|n| format!("{}{n}", updown::native::PREFIX))
+                .join(", ")
+        ),
+        Some(_) => {}
+        None if !args.strategy.is_file() => bail!(
             "strategy {} does not exist or is not a file",
             args.strategy.display()
-        );
+        ),
+        None => {}
     }
     // The console gets warnings only (the progress bar shows the pace); the log file in the
     // output folder gets everything.

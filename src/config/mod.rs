@@ -162,7 +162,8 @@ pub struct SessionConfig {
     pub decision_lead_secs: i64,
     /// Candles of history a replay keeps before its first window so indicators are warm.
     pub warmup_candles: usize,
-    /// Allow a new position while an earlier one is unsettled.
+    /// Allow a new position while an earlier position's window is still running. A position
+    /// whose window has ended and only awaits resolution never blocks a new one.
     pub allow_overlap: bool,
     /// Where journals, the ledger and the log go.
     pub out_dir: PathBuf,

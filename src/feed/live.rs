@@ -16,7 +16,8 @@
 //! - reconnects with exponential backoff and jitter, and after every reconnect backfills
 //!   the gap over REST before the data counts as fresh again;
 //! - while Binance is unreachable, polls Coinbase and then CoinGecko for a spot price,
-//!   recorded with its [`PriceSource`] (shown to people; never turned into candles).
+//!   recorded with its [`PriceSource`](super::spot::PriceSource) (shown to people; never
+//!   turned into candles).
 //!
 //! The session asks for bars with [`Feed::deliver_until`]: every stored bar closed by `t`,
 //! oldest first, each once. Because the bar that closes at `t` arrives a moment after `t`,
@@ -669,7 +670,6 @@ async fn stream(shared: Arc<Shared>, http: Http, mut shutdown: watch::Receiver<b
             r = attempt => r,
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        let mut delay = true;
         match result {
             Ok(Ok((ws, _))) => {
                 {
@@ -707,8 +707,6 @@ async fn stream(shared: Arc<Shared>, http: Http, mut shutdown: watch::Receiver<b
                         i.last_error = Some(why.clone());
                         drop(i);
                         tracing::warn!("Binance stream closed ({why}); reconnecting");
-                        // A clean close (server shutdown, 24 h limit) is retried at once.
-                        delay = !got_data;
                     }
                 }
             }
@@ -718,10 +716,14 @@ async fn stream(shared: Arc<Shared>, http: Http, mut shutdown: watch::Receiver<b
                 i.state = StreamState::Down;
                 i.last_error = Some(format!("cannot connect to {host}: {e}"));
                 drop(i);
-                tracing::warn!(
-                    "cannot connect to the Binance stream at {host}: {e} (attempt {})",
-                    backoff.failures() + 1
-                );
+                let attempt = backoff.failures() + 1;
+                if attempt == 1 || attempt.is_multiple_of(10) {
+                    tracing::warn!(
+                        "cannot connect to the Binance stream at {host}: {e} (attempt {attempt}; retrying with backoff)"
+                    );
+                } else {
+                    tracing::debug!("cannot connect to {host}: {e} (attempt {attempt})");
+                }
             }
             Err(_) => {
                 let mut i = shared.lock();
@@ -729,15 +731,19 @@ async fn stream(shared: Arc<Shared>, http: Http, mut shutdown: watch::Receiver<b
                 i.state = StreamState::Down;
                 i.last_error = Some(format!("connecting to {host} timed out"));
                 drop(i);
-                tracing::warn!("connecting to the Binance stream at {host} timed out");
+                tracing::warn!(
+                    "connecting to the Binance stream at {host} timed out (attempt {})",
+                    backoff.failures() + 1
+                );
             }
         }
-        if delay {
-            let d = backoff.next_delay();
-            tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
+        // After a connection that delivered data the backoff starts again from its
+        // shortest delay (a server shutdown or the 24 h limit is retried quickly); a
+        // connection that never delivered keeps backing off.
+        let d = backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
         }
     }
 }
@@ -936,7 +942,7 @@ async fn fallback(shared: Arc<Shared>, http: Http, mut shutdown: watch::Receiver
         let down = shared.silent(&shared.lock());
         if !down {
             if using.take().is_some() {
-                tracing::info!("Binance is back; fallback prices no longer needed");
+                tracing::info!("Binance data is back; fallback prices no longer needed");
             }
             continue;
         }
@@ -970,7 +976,7 @@ async fn fallback(shared: Arc<Shared>, http: Http, mut shutdown: watch::Receiver
                 if using != Some(p.source.as_str()) {
                     using = Some(p.source.as_str());
                     tracing::warn!(
-                        "Binance unreachable: fallback spot price from {} ({:.2})",
+                        "no Binance data: fallback spot price from {} ({:.2}), shown but never traded on",
                         p.source.as_str(),
                         p.price
                     );

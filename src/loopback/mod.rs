@@ -33,7 +33,7 @@
 //!   `price_changes[]` form) as they move, `best_bid_ask` and `market_resolved` for clients
 //!   that subscribe with `custom_feature_enabled: true`, `PING`→`PONG`.
 //!
-//! - Coinbase and CoinGecko spot prices (the live feed's fallbacks, [`spot`]): BTC's price
+//! - Coinbase and CoinGecko spot prices (the live feed's fallbacks, `spot.rs`): BTC's price
 //!   on the same in-minute path as the Binance bars, at the virtual time. Deliberately
 //!   minimal: one endpoint each, no other coins or currencies.
 //!

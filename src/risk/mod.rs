@@ -18,7 +18,7 @@ use std::fmt;
 pub enum ReasonCode {
     /// Trading is halted (latched) until `updown reset-halt`.
     Halted,
-    /// An earlier position is still unsettled and overlap is not allowed.
+    /// An earlier position's window is still running and overlap is not allowed.
     PositionOpen,
     /// The newest price is older than `risk.max_price_age_secs`, there is none, or the live
     /// feed says its data is stale.
@@ -155,7 +155,7 @@ pub struct GateInput {
     pub equity: Decimal,
     /// Cash now.
     pub cash: Decimal,
-    /// Positions not yet settled.
+    /// Positions whose window is still running (ended windows awaiting resolution excluded).
     pub open_positions: usize,
     /// Whether overlap is allowed.
     pub allow_overlap: bool,
@@ -242,7 +242,7 @@ impl RiskGate {
             return refuse(
                 ReasonCode::PositionOpen,
                 format!(
-                    "{} position(s) unsettled and session.allow_overlap = false",
+                    "{} position(s) in a running window and session.allow_overlap = false",
                     i.open_positions
                 ),
             );

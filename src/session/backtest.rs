@@ -13,7 +13,7 @@
 //! ([`OutcomesVenue`]).
 
 use super::replay::{stddev_baseline, strategy_params, summarize};
-use super::{Ending, Engine, Progress, SessionError, SimulatedClock, new_account};
+use super::{Ending, Engine, LatencyProbe, Progress, SessionError, SimulatedClock, new_account};
 use crate::config::Config;
 use crate::domain::Window;
 use crate::feed::join::JoinError;
@@ -25,7 +25,7 @@ use crate::ledger::records::TradeRecord;
 use crate::ledger::{LEDGER_FILE, Ledger, LedgerError, SessionStatus};
 use crate::report::Summary;
 use crate::risk::RiskGate;
-use crate::script::{Ctx, CtxState, ScriptStrategy, Strategy};
+use crate::script::{Ctx, CtxState, Strategy};
 use crate::venue::{OutcomesVenue, ReplayVenue, Venue, resolve_from_candles};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -237,7 +237,7 @@ pub fn plan(data: &BacktestData, config: &Config, range: &Range) -> Result<Plan,
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct BacktestSpec {
-    /// The strategy script.
+    /// The strategy script, or `native:<name>` for a native strategy ([`crate::native`]).
     pub strategy: PathBuf,
     /// Settings (already validated).
     pub config: Config,
@@ -394,6 +394,32 @@ pub fn run_backtest(
     progress: Option<Box<dyn FnMut(Progress) + '_>>,
     stop: &AtomicBool,
 ) -> Result<BacktestResult, BacktestError> {
+    let hooks = Hooks {
+        progress,
+        latency: None,
+    };
+    run_backtest_with(spec, data, plan, cut, hooks, stop)
+}
+
+/// Optional observers of a backtest's session loop; the default is none, which costs
+/// nothing.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Called after every decided window (a progress bar).
+    pub progress: Option<Box<dyn FnMut(Progress) + 'a>>,
+    /// Measures every decision's latency (benchmarks).
+    pub latency: Option<LatencyProbe<'a>>,
+}
+
+/// [`run_backtest`] with any [`Hooks`].
+pub fn run_backtest_with(
+    spec: &BacktestSpec,
+    data: &BacktestData,
+    plan: &Plan,
+    cut: Option<i64>,
+    hooks: Hooks<'_>,
+    stop: &AtomicBool,
+) -> Result<BacktestResult, BacktestError> {
     let config = &spec.config;
     let lead = config.session.decision_lead_secs;
     let windows: Vec<Window> = match cut {
@@ -418,8 +444,8 @@ pub fn run_backtest(
     };
 
     start_fresh(&spec.out_dir)?;
-    let strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox)
-        .map_err(|e| BacktestError::Strategy(e.to_string()))?;
+    let strategy = crate::native::load_strategy(&spec.strategy, &config.sandbox)
+        .map_err(BacktestError::Strategy)?;
     let params = strategy_params(config, &spec.strategy, &spec.overrides);
     let script_hash = strategy.content_hash().to_string();
     let config_hash = config.fingerprint();
@@ -462,7 +488,7 @@ pub fn run_backtest(
     );
     let parts = Parts {
         config,
-        strategy: Box::new(strategy),
+        strategy,
         feed,
         ctx,
         session,
@@ -470,7 +496,7 @@ pub fn run_backtest(
         stddev_baseline: plan.stddev_baseline,
         config_hash: config_hash.clone(),
         journals,
-        progress,
+        hooks,
     };
     let (ending, anomalies, account) = match &outcomes {
         Some(o) => drive(
@@ -543,7 +569,7 @@ struct Parts<'a> {
     stddev_baseline: Option<f64>,
     config_hash: String,
     journals: Journals,
-    progress: Option<Box<dyn FnMut(Progress) + 'a>>,
+    hooks: Hooks<'a>,
 }
 
 /// Wire the shared [`Engine`] with `venue` and run it.
@@ -572,7 +598,8 @@ fn drive<'a, V: Venue>(
         stddev_baseline: parts.stddev_baseline,
         config_hash: parts.config_hash,
         open: Vec::new(),
-        progress: parts.progress,
+        progress: parts.hooks.progress,
+        latency: parts.hooks.latency,
     };
     let ending = engine.run(stop)?;
     engine.journals.flush()?;

@@ -5,7 +5,7 @@
 //! REST backfill of the warm-up, the WebSocket stream), plans the windows from the next
 //! window boundary after the warm-up, opens the paper venue ([`PaperVenue`], pointed at the
 //! `[live]` URLs), and hands all three to the same ledger, journals, resume and summary
-//! code as a replay ([`super::replay::run_prepared`]) and so to the same [`Engine`] loop:
+//! code as a replay (`replay::run_prepared`) and so to the same [`Engine`] loop:
 //! decisions at `T − lead` from bars closed by then, the same risk gate (which also refuses
 //! while the feed is stale), settlement when Polymarket resolves (the venue asks again until
 //! it does, and falls back to price data after its own timeout).

@@ -106,6 +106,60 @@ pub struct Engine<'a, C: Clock, F: Feed, V: Venue> {
     /// Called after every decided window (progress bars); `None` costs nothing. It must be
     /// cheap: it runs inside the loop.
     pub progress: Option<Box<dyn FnMut(Progress) + 'a>>,
+    /// Measures decision latency (benchmarks); `None` costs one branch per window.
+    pub latency: Option<LatencyProbe<'a>>,
+}
+
+/// The decision latency of one window, as a [`LatencyProbe`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecisionLatency {
+    /// The window's index in the session.
+    pub window_index: u32,
+    /// From the moment the feed handed over the candle that closes at the decision time to
+    /// the risk verdict (for a window that never reaches the gate — a SKIP or a failed
+    /// script call — to the moment its decision is complete). The ledger write comes after.
+    pub elapsed: std::time::Duration,
+    /// Whether the risk gate judged an entry.
+    pub gated: bool,
+}
+
+/// An in-process probe of decision latency for [`Engine::latency`]: the session notes when
+/// the feed hands over the candle closing at a decision time, and when the verdict is in,
+/// and tells `sink` for every window that had such a candle.
+pub struct LatencyProbe<'a> {
+    /// Close time of the last candle closing at a time it was delivered for, and when.
+    handed: Option<(i64, std::time::Instant)>,
+    /// When the gate gave its verdict in the current window.
+    verdict: Option<std::time::Instant>,
+    sink: Box<dyn FnMut(DecisionLatency) + 'a>,
+}
+
+impl<'a> LatencyProbe<'a> {
+    /// A probe reporting to `sink` (keep it cheap: it runs inside the loop, after the
+    /// verdict and before the ledger write).
+    pub fn new(sink: Box<dyn FnMut(DecisionLatency) + 'a>) -> Self {
+        LatencyProbe {
+            handed: None,
+            verdict: None,
+            sink,
+        }
+    }
+
+    /// The decision of window `index` at `t` is complete: report it if the candle closing
+    /// at `t` was handed over.
+    fn report(&mut self, index: u32, t: i64) {
+        let verdict = self.verdict.take();
+        if let Some((closed, at)) = self.handed.take()
+            && closed == t
+        {
+            let end = verdict.unwrap_or_else(std::time::Instant::now);
+            (self.sink)(DecisionLatency {
+                window_index: index,
+                elapsed: end.saturating_duration_since(at),
+                gated: verdict.is_some(),
+            });
+        }
+    }
 }
 
 /// Where a session is, for a progress hook.
@@ -125,22 +179,18 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         for idx in start..self.windows.len() {
             let window = self.windows[idx].clone();
             let t = window.start - lead;
-            if !self.settle_due(t, stop)? {
+            // How far past the decision time a wall clock already is (the bot was down, or
+            // fell behind); the bounded waits below for the bars closing at `t` do not count.
+            let late = self.clock.now().map_or(0, |now| now - t);
+            if !self.wait_settling(t, stop)? || !self.settle_due(t, stop)? {
                 return Ok(Ending::Interrupted);
             }
-            if let Some(h) = self.ledger.halt()? {
-                return Ok(Ending::Halted(h));
-            }
-            if !self.wait_settling(t, stop)? {
-                return Ok(Ending::Interrupted);
-            }
-            // A settlement while waiting may have latched a halt.
             if let Some(h) = self.ledger.halt()? {
                 return Ok(Ending::Halted(h));
             }
             self.poll_reload(t)?;
             self.advance_feed(t);
-            self.decide(&window, t)?;
+            self.decide(&window, t, late)?;
             self.journals.window_done()?;
             if let Some(progress) = self.progress.as_mut() {
                 progress(Progress {
@@ -227,7 +277,13 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
     fn advance_feed(&mut self, t: i64) {
         let mut st = self.ctx.0.borrow_mut();
         let filter = &mut self.filter;
+        let probe = &mut self.latency;
         self.feed.deliver_until(t, &mut |c: Candle| {
+            if let Some(p) = probe.as_mut()
+                && c.close_time() == t
+            {
+                p.handed = Some((t, std::time::Instant::now()));
+            }
             if filter.accept(&c) {
                 st.candles.push(c);
             } else {
@@ -386,7 +442,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         Ok(true)
     }
 
-    fn decide(&mut self, window: &Window, t: i64) -> Result<(), SessionError> {
+    fn decide(&mut self, window: &Window, t: i64, late: i64) -> Result<(), SessionError> {
         let mut record = PredictionRecord {
             interval_start: window.start,
             slug: window.slug.clone(),
@@ -407,7 +463,6 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         let mut fill = None;
         let mut halt = None;
 
-        let late = self.clock.now().map_or(0, |now| now - t);
         if !self.feed.covers(window.start, window.end) {
             record.reason_code = Some("data_gap".into());
             record.detail = Some(
@@ -486,6 +541,9 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             }
         }
 
+        if let Some(p) = self.latency.as_mut() {
+            p.report(window.index, t);
+        }
         let line = json_line(&record)?;
         let memory = self.strategy.memory_json();
         self.ledger.record_decision(
@@ -594,13 +652,24 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             },
             equity: self.session.account.equity(),
             cash: self.session.account.cash,
-            open_positions: self.open.len(),
+            // A position whose window has ended carries no more price risk, only a wait for
+            // the venue's resolution (minutes on Polymarket): it still ties up its cash, which
+            // the gate counts, but it is not an overlapping position.
+            open_positions: self
+                .open
+                .iter()
+                .filter(|p| self.windows[p.window_index as usize].end > t)
+                .count(),
             allow_overlap: self.config.session.allow_overlap,
             halted: false,
             data: self.data_health(t),
             seconds_to_close: window.end - t,
         };
-        match self.gate.check(&input) {
+        let verdict = self.gate.check(&input);
+        if let Some(p) = self.latency.as_mut() {
+            p.verdict = Some(std::time::Instant::now());
+        }
+        match verdict {
             Verdict::Refused(r) => {
                 record.verdict = "refused".into();
                 record.reason_code = Some(r.code.code().into());

@@ -321,6 +321,7 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
         config_hash: config.fingerprint(),
         open,
         progress: None,
+        latency: None,
     };
     let ending = engine.run(stop)?;
     engine.journals.flush()?;
@@ -398,12 +399,10 @@ pub(crate) fn stddev_baseline(
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
-/// The strategy's parameters: `[params.<file stem>]` from the config, then `--param`s.
+/// The strategy's parameters: `[params.<file stem>]` from the config (`[params.<name>]` for
+/// a native strategy `native:<name>`), then `--param`s.
 pub fn strategy_params(config: &Config, strategy: &Path, overrides: &toml::Table) -> Map {
-    let stem = strategy
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = crate::native::params_name(strategy);
     let mut map = Map::new();
     if let Some(table) = config.params.get(&stem) {
         for (k, v) in table {

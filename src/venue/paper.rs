@@ -80,8 +80,12 @@ pub struct PaperConfig {
     /// Seconds after a window's end before settling from price data when the venue has
     /// published no resolution (default 900).
     pub resolution_timeout_secs: i64,
-    /// Least time between two Gamma polls for one market's resolution (default 5 s).
+    /// Least time between two Gamma polls for one market's resolution (default 5 s). Polls
+    /// run in the background; `resolve` never waits for one.
     pub resolution_poll: Duration,
+    /// Longest a quote or a fill waits on Gamma discovery, retries included (default 20 s);
+    /// a window whose market cannot be found in that time is skipped with the reason.
+    pub call_timeout: Duration,
     /// Whether quoting a window also discovers and subscribes to the next one, so its
     /// quote finds a live book (default true).
     pub prefetch_next: bool,
@@ -103,6 +107,7 @@ impl Default for PaperConfig {
             depth_ticks: 5,
             resolution_timeout_secs: 900,
             resolution_poll: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(20),
             prefetch_next: true,
             http: RetryPolicy::default(),
             stream: StreamConfig::default(),
@@ -148,8 +153,13 @@ impl PaperConfig {
         if self.http.attempts == 0 {
             return Err("http.attempts must be at least 1".into());
         }
-        if self.max_book_age.is_zero() || self.http.request_timeout.is_zero() {
-            return Err("max_book_age and http.request_timeout must be positive".into());
+        if self.max_book_age.is_zero()
+            || self.http.request_timeout.is_zero()
+            || self.call_timeout.is_zero()
+        {
+            return Err(
+                "max_book_age, call_timeout and http.request_timeout must be positive".into(),
+            );
         }
         if self.resolution_timeout_secs < 0 {
             return Err("resolution_timeout_secs must not be negative".into());
@@ -188,6 +198,8 @@ pub struct PaperVenue {
     markets: Arc<Mutex<HashMap<String, MarketInfo>>>,
     prefetched: HashSet<String>,
     gamma_polled: HashMap<String, Instant>,
+    /// Slugs with a background Gamma poll under way.
+    polling: Arc<Mutex<HashSet<String>>>,
     now_ms: NowMs,
     stats: PaperStats,
     gamma_lookups: Arc<std::sync::atomic::AtomicU64>,
@@ -249,6 +261,7 @@ impl PaperVenue {
             markets: Arc::new(Mutex::new(HashMap::new())),
             prefetched: HashSet::new(),
             gamma_polled: HashMap::new(),
+            polling: Arc::new(Mutex::new(HashSet::new())),
             now_ms,
             stats: PaperStats::default(),
             gamma_lookups: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -269,15 +282,6 @@ impl PaperVenue {
                 .load(std::sync::atomic::Ordering::Relaxed),
             ..self.stats.clone()
         }
-    }
-
-    /// Longest a Gamma discovery may take: two endpoints, each with its retries.
-    fn discovery_timeout(&self) -> Duration {
-        self.cfg
-            .http
-            .worst_case()
-            .saturating_mul(2)
-            .saturating_add(Duration::from_secs(1))
     }
 
     /// Runs `fut` on the venue's runtime and waits for it at most `timeout`. Works from
@@ -310,7 +314,7 @@ impl PaperVenue {
         let answer = self.block(
             &format!("market discovery for {slug}"),
             async move { gamma.market(&owned).await },
-            self.discovery_timeout(),
+            self.cfg.call_timeout,
         )?;
         match answer {
             Ok(Some(m)) => {
@@ -440,25 +444,40 @@ impl PaperVenue {
         Ok((usd, shares))
     }
 
-    /// Polls Gamma for `window`'s resolution unless it was polled within
-    /// [`PaperConfig::resolution_poll`]; errors count as "not yet".
-    fn poll_gamma_resolution(&mut self, window: &Window) -> Option<MarketInfo> {
+    /// Starts a background Gamma poll of `window`'s market unless one is under way or one
+    /// started within [`PaperConfig::resolution_poll`]; its answer lands in the market cache.
+    fn poll_gamma(&mut self, window: &Window) {
         let due = self
             .gamma_polled
             .get(&window.slug)
             .is_none_or(|t| t.elapsed() >= self.cfg.resolution_poll);
-        if !due {
-            return None;
+        if !due || !lock(&self.polling).insert(window.slug.clone()) {
+            return;
         }
         self.gamma_polled
             .insert(window.slug.clone(), Instant::now());
-        match self.fetch_market(&window.slug) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(target: "updown::polymarket", "{}: resolution poll: {e}", window.slug);
-                None
+        let (gamma, markets, polling) = (
+            self.gamma.clone(),
+            self.markets.clone(),
+            self.polling.clone(),
+        );
+        let lookups = self.gamma_lookups.clone();
+        let window = window.clone();
+        self.handle.spawn(async move {
+            lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match gamma.market(&window.slug).await {
+                Ok(Some(m)) if check_window(&m, &window).is_ok() => {
+                    lock(&markets).insert(window.slug.clone(), m);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    target: "updown::polymarket",
+                    "{}: resolution poll: {e}",
+                    window.slug
+                ),
             }
-        }
+            lock(&polling).remove(&window.slug);
+        });
     }
 
     fn settled(&mut self, info: Option<&MarketInfo>, outcome: Side, by: SettledBy) -> Resolution {
@@ -566,11 +585,9 @@ impl Venue for PaperVenue {
         window: &Window,
         history: &[Candle],
     ) -> Result<Option<Resolution>, VenueError> {
-        let mut info = lock(&self.markets).get(&window.slug).cloned();
-        if info.is_none() {
-            // After a restart nothing is cached: look the market up (errors: not yet).
-            info = self.poll_gamma_resolution(window);
-        }
+        // Gamma is asked in the background; this call only reads what has arrived.
+        self.poll_gamma(window);
+        let info = lock(&self.markets).get(&window.slug).cloned();
         if let Some(m) = &info {
             if let Some(ev) = self.stream.resolution(&m.condition_id) {
                 match ev.winning_side(m) {
@@ -589,17 +606,10 @@ impl Venue for PaperVenue {
                 self.stats.settled_by_gamma += 1;
                 return Ok(Some(self.settled(Some(m), side, SettledBy::Venue)));
             }
-        }
-        if let Some(m) = self.poll_gamma_resolution(window) {
-            if let MarketResolution::Resolved(side) = m.resolution {
-                self.stats.settled_by_gamma += 1;
-                return Ok(Some(self.settled(Some(&m), side, SettledBy::Venue)));
-            }
             // Subscribe to hear `market_resolved` (after a restart nothing is tracked).
             if !m.closed && !self.stream.is_tracked(&m.up_token) {
-                let _ = self.stream.track(&m);
+                let _ = self.stream.track(m);
             }
-            info = Some(m);
         }
         let now_s = (self.now_ms)().div_euclid(1000);
         let deadline = window.end.saturating_add(self.cfg.resolution_timeout_secs);
@@ -705,5 +715,104 @@ impl PaperVenue {
             shares,
             fee: fee_usd,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::binance::fuzzkit::shared;
+    use crate::venue::polymarket::parse_market;
+    use rust_decimal_macros::dec;
+
+    /// The real BTC 5m market of 2026-03-12 09:20 UTC.
+    fn real_market() -> MarketInfo {
+        parse_market(&shared(
+            "polymarket_api_samples/nautilus_crate_gamma_market.json",
+        ))
+        .expect("the fixture parses")
+    }
+
+    #[test]
+    fn configuration_is_checked_before_anything_starts() {
+        let ok = PaperConfig::with_urls("http://127.0.0.1:1/gamma", "https://c", "ws://h/x");
+        assert!(ok.check().is_ok());
+        for bad in [
+            PaperConfig::with_urls("gamma-api.polymarket.com", "https://c", "wss://w"),
+            PaperConfig::with_urls("https://g", "https://c", "https://w"),
+            PaperConfig {
+                fee_rate: dec!(1.5),
+                ..PaperConfig::default()
+            },
+            PaperConfig {
+                call_timeout: Duration::ZERO,
+                ..PaperConfig::default()
+            },
+        ] {
+            let e = PaperVenue::new(bad).expect_err("refused");
+            assert!(e.to_string().contains("paper venue configuration"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_market_must_be_the_windows_and_tradable_with_a_known_rule() {
+        let m = real_market();
+        let start = m.window_start().expect("start");
+        check_window(&m, &Window::new(start, 300, 0)).expect("its own window");
+        let e = check_window(&m, &Window::new(start + 300, 300, 0)).expect_err("another");
+        assert!(e.to_string().contains("not the window"), "{e}");
+        let e = check_window(&m, &Window::new(start, 900, 0)).expect_err("15m");
+        assert_eq!(e.code(), "no_quote");
+
+        let mut closed = m.clone();
+        closed.accepting_orders = false;
+        let e = check_tradeable(&closed).expect_err("closed");
+        assert!(e.to_string().contains("acceptingOrders=false"), "{e}");
+        let mut odd = m.clone();
+        odd.rule = ResolutionRule::Unknown;
+        let e = check_tradeable(&odd).expect_err("unknown rule");
+        assert!(e.to_string().contains("not a rule this bot models"), "{e}");
+    }
+
+    #[test]
+    fn fees_come_from_the_schedule_when_published_and_pending_means_ask_again() {
+        let v = PaperVenue::new(PaperConfig::default()).expect("starts without connecting");
+        let mut m = real_market();
+        m.fee_schedule = None;
+        assert_eq!(v.fee_rate(&m), dec!(0.072));
+        m.fee_schedule = Some(crate::venue::polymarket::FeeSchedule {
+            rate: dec!(0.07),
+            exponent: 1,
+            taker_only: Some(true),
+            rebate_rate: None,
+        });
+        assert_eq!(v.fee_rate(&m), dec!(0.07));
+        let walk = Walk {
+            shares: dec!(15),
+            cost: dec!(7.7),
+            avg_price: Some(dec!(7.7) / dec!(15)),
+            levels: vec![
+                crate::venue::polymarket::PriceLevel {
+                    price: dec!(0.50),
+                    size: dec!(10),
+                },
+                crate::venue::polymarket::PriceLevel {
+                    price: dec!(0.54),
+                    size: dec!(5),
+                },
+            ],
+        };
+        // Per level: 10 × 0.07 × 0.25 = 0.175; 5 × 0.07 × 0.54 × 0.46 = 0.08694.
+        let (usd, shares) = v.fees(&m, &walk).expect("fees");
+        assert_eq!(usd, dec!(0.26194));
+        assert_eq!(
+            shares,
+            dec!(0.175) / dec!(0.50) + dec!(0.08694) / dec!(0.54)
+        );
+        assert!(matches!(
+            v.pending_resolution(),
+            PendingResolution::RetryAfter(5)
+        ));
+        assert_eq!(v.stats(), PaperStats::default());
     }
 }

@@ -13,7 +13,8 @@
 //!   added with `operation: subscribe` and dropped with `operation: unsubscribe`.
 //! - A book is quotable only when it is *clean*: it has a snapshot, nothing since suggests a
 //!   message was missed, and it was confirmed recently ([`TrackedBook::ready`]). It becomes
-//!   *dirty* — not quotable until a fresh snapshot replaces it — after a reconnect, a change
+//!   *dirty* — not quotable until a fresh snapshot replaces it (changes received meanwhile
+//!   are held and replayed on the snapshot when newer than it) — after a reconnect, a change
 //!   older than the book (`OutOfOrder`), a change the book refuses, a change after which
 //!   the book is crossed, or a `price_change` whose `best_bid`/`best_ask` disagree with the
 //!   book after applying it (the consistency check this client can make; the venue's `hash`
@@ -176,7 +177,14 @@ pub struct TrackedBook {
     pub dirty: Option<String>,
     /// `Some(answer)` once the CLOB said it has no book for the token.
     pub gone: Option<String>,
+    /// Changes received while waiting for a snapshot, replayed on top of it when newer
+    /// (at most [`PENDING_CHANGES`]).
+    pending: Vec<PriceChangeEvent>,
 }
+
+/// Most changes kept while a book waits for a snapshot; older ones are dropped (the
+/// snapshot will be newer than them in any realistic wait).
+pub const PENDING_CHANGES: usize = 512;
 
 impl TrackedBook {
     /// A book waiting for its first snapshot.
@@ -193,6 +201,7 @@ impl TrackedBook {
             updated: None,
             dirty: None,
             gone: None,
+            pending: Vec::new(),
         })
     }
 
@@ -229,14 +238,44 @@ impl TrackedBook {
         Ok(())
     }
 
+    /// Whether changes must wait for a snapshot (none yet, or dirty).
+    pub fn awaiting_snapshot(&self) -> bool {
+        self.dirty.is_some() || !self.book.has_snapshot()
+    }
+
+    /// Keeps a change that arrived while waiting for a snapshot, to replay on top of it.
+    fn hold(&mut self, ev: &PriceChangeEvent) {
+        if self.pending.len() >= PENDING_CHANGES {
+            self.pending.remove(0);
+        }
+        self.pending.push(ev.clone());
+    }
+
     /// Applies a snapshot (WebSocket `book` or REST `/book`) received at `now`. A dirty or
-    /// empty book is replaced outright; a clean one takes the snapshot unless it is older
-    /// than the book (then nothing changes and `Ok(false)` says so).
+    /// empty book is replaced outright, then the changes held meanwhile that are newer than
+    /// the snapshot are replayed on it (a REST answer can be older than changes already
+    /// received); if one of them does not fit, the book is dirty again. A clean book takes
+    /// the snapshot unless it is older than the book (then nothing changes and `Ok(false)`
+    /// says so).
     pub fn apply_snapshot(&mut self, snap: &BookSnapshot, now: Instant) -> Result<bool, BookError> {
-        if self.dirty.is_some() || !self.book.has_snapshot() {
+        if self.awaiting_snapshot() {
             let mut fresh = OrderBook::new(self.book.asset_id(), self.book.tick_size())?;
             fresh.apply_snapshot(snap)?;
             self.book = fresh;
+            self.dirty = None;
+            for ev in std::mem::take(&mut self.pending) {
+                if ev.timestamp_ms <= snap.timestamp_ms {
+                    continue;
+                }
+                let problem = match self.book.apply_price_changes(&ev) {
+                    Ok(_) => self.disagreement(&ev),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(why) = problem {
+                    self.dirty = Some(format!("replaying a held change: {why}"));
+                    break;
+                }
+            }
         } else {
             match self.book.apply_snapshot(snap) {
                 Ok(()) => {}
@@ -244,7 +283,7 @@ impl TrackedBook {
                 Err(e) => return Err(e),
             }
         }
-        self.dirty = None;
+        self.pending.clear();
         self.gone = None;
         self.updated = Some(now);
         Ok(true)
@@ -520,7 +559,13 @@ fn apply_event(st: &mut State, ev: &MarketEvent, now: Instant) -> Vec<String> {
         MarketEvent::Book(snap) => {
             if let Some(tb) = books.get_mut(&snap.asset_id) {
                 match tb.apply_snapshot(snap, now) {
-                    Ok(applied) => stats.ws_snapshots += u64::from(applied),
+                    Ok(applied) => {
+                        stats.ws_snapshots += u64::from(applied);
+                        if tb.dirty.is_some() {
+                            stats.inconsistencies += 1;
+                            resync.push(snap.asset_id.clone());
+                        }
+                    }
                     Err(e) => {
                         stats.inconsistencies += 1;
                         tb.dirty = Some(format!("snapshot refused: {e}"));
@@ -535,8 +580,12 @@ fn apply_event(st: &mut State, ev: &MarketEvent, now: Instant) -> Vec<String> {
                 let Some(tb) = books.get_mut(asset) else {
                     continue;
                 };
-                if tb.dirty.is_some() || tb.gone.is_some() || !tb.book.has_snapshot() {
-                    continue; // a snapshot is on its way and will supersede this
+                if tb.gone.is_some() {
+                    continue;
+                }
+                if tb.awaiting_snapshot() {
+                    tb.hold(p); // replayed on the snapshot if newer than it
+                    continue;
                 }
                 match tb.book.apply_price_changes(p) {
                     Ok(0) => {}
@@ -903,7 +952,13 @@ async fn fetch_snapshot(state: Arc<Mutex<State>>, rest: ClobRestClient, token: S
     };
     match answer {
         Ok(snap) => match tb.apply_snapshot(&snap, Instant::now()) {
-            Ok(applied) => st.stats.rest_snapshots += u64::from(applied),
+            Ok(applied) => {
+                st.stats.rest_snapshots += u64::from(applied);
+                if tb.dirty.is_some() {
+                    // Left to the periodic check, which retries dirty books.
+                    st.stats.inconsistencies += 1;
+                }
+            }
             Err(e) => {
                 st.stats.rest_failures += 1;
                 st.stats.last_error = Some(format!("REST book refused: {e}"));
@@ -1060,18 +1115,55 @@ mod tests {
                 .unwrap_err()
                 .is_transient()
         );
-        // Changes are ignored while dirty; a snapshot (even an older one) makes it clean.
-        assert!(apply_event(&mut st, &ok, now).is_empty());
-        let resnap = MarketEvent::Book(snap(&[(dec!(0.48), dec!(3))], &[(dec!(0.50), dec!(4))], 9));
+        // Changes are held while dirty; a snapshot (even an older one) replaces the book and
+        // the held changes newer than it are replayed on top.
+        let held = MarketEvent::PriceChange(change(
+            OrderSide::Sell,
+            dec!(0.52),
+            dec!(9),
+            12,
+            "0.48",
+            "0.50",
+        ));
+        assert!(apply_event(&mut st, &held, now).is_empty());
+        assert!(apply_event(&mut st, &ok, now).is_empty()); // t = 11: in the snapshot below
+        let resnap =
+            MarketEvent::Book(snap(&[(dec!(0.48), dec!(3))], &[(dec!(0.50), dec!(4))], 11));
+        assert!(apply_event(&mut st, &resnap, now).is_empty());
+        st.books[T].ready(now, Duration::from_secs(5)).unwrap();
+        let asks = st.books[T].book.asks();
+        assert_eq!(
+            asks.iter().map(|l| (l.price, l.size)).collect::<Vec<_>>(),
+            vec![(dec!(0.50), dec!(4)), (dec!(0.52), dec!(9))],
+            "the t = 12 change replayed, the t = 11 one not"
+        );
+        // A held change that contradicts the snapshot leaves the book dirty (resync again).
+        let stale =
+            MarketEvent::PriceChange(change(OrderSide::Sell, dec!(0.52), dec!(1), 5, "", ""));
+        apply_event(&mut st, &stale, now);
+        let contradicting =
+            MarketEvent::PriceChange(change(OrderSide::Buy, dec!(0.45), dec!(1), 30, "0.49", ""));
+        assert!(apply_event(&mut st, &contradicting, now).is_empty());
+        let snap20 =
+            MarketEvent::Book(snap(&[(dec!(0.48), dec!(3))], &[(dec!(0.50), dec!(4))], 20));
+        assert_eq!(apply_event(&mut st, &snap20, now), vec![T.to_string()]);
+        assert!(
+            st.books[T]
+                .dirty
+                .as_deref()
+                .unwrap_or("")
+                .contains("replaying")
+        );
+        let resnap =
+            MarketEvent::Book(snap(&[(dec!(0.48), dec!(3))], &[(dec!(0.50), dec!(4))], 31));
         apply_event(&mut st, &resnap, now);
         st.books[T].ready(now, Duration::from_secs(5)).unwrap();
-        assert_eq!(st.books[T].book.best_ask().unwrap().price, dec!(0.50));
         // A change whose stated top disagrees with the book after applying it: dirty.
         let wrong = MarketEvent::PriceChange(change(
             OrderSide::Buy,
             dec!(0.47),
             dec!(2),
-            12,
+            32,
             "0.49",
             "0.50",
         ));
@@ -1084,9 +1176,11 @@ mod tests {
                 .contains("best_bid")
         );
         // A change that crosses the book: dirty.
+        let resnap =
+            MarketEvent::Book(snap(&[(dec!(0.48), dec!(3))], &[(dec!(0.50), dec!(4))], 33));
         apply_event(&mut st, &resnap, now);
         let cross =
-            MarketEvent::PriceChange(change(OrderSide::Buy, dec!(0.55), dec!(2), 13, "", ""));
+            MarketEvent::PriceChange(change(OrderSide::Buy, dec!(0.55), dec!(2), 34, "", ""));
         assert_eq!(apply_event(&mut st, &cross, now), vec![T.to_string()]);
         assert!(
             st.books[T]
