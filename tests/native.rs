@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use updown::config::{Config, parse_param_overrides};
+use updown::report::{Report, SessionRecords, read_report_dir};
 use updown::session::backtest::{
     BacktestData, BacktestResult, BacktestSpec, Range, parse_bound, plan, run_backtest,
 };
@@ -101,6 +102,16 @@ fn assert_same(data: &BacktestData, range: &Range, params: &[&str]) -> usize {
     );
     assert_eq!(rhai.fingerprint, native.fingerprint, "{params:?}");
     assert_ne!(rhai.script_hash, native.script_hash);
+    // The report the backtest computed from its ledger rows is the one `updown report`
+    // computes from the journals, whole or one line at a time.
+    for (side, result) in [("rhai", &rhai), ("native", &native)] {
+        let out = dir.path().join(side);
+        let whole = Report::from_records(&SessionRecords::read_dir(&out).expect("journals"));
+        let streamed = read_report_dir(&out).expect("journals");
+        assert_eq!(whole, streamed.report, "{side}");
+        assert_eq!(result.report, whole, "{side}");
+        assert_eq!(result.equity, streamed.equity);
+    }
     rhai_trades.lines().count()
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use updown::config::parse_param_overrides;
 use updown::feed::Outcomes;
+use updown::report::{Written, write_report_curve};
 use updown::session::Ending;
 use updown::session::backtest::{
     BacktestData, BacktestResult, BacktestSpec, DEFAULT_COMMIT_EVERY, Plan, Range, parse_bound,
@@ -242,7 +243,16 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
                 .stack_size(SCRIPT_STACK_BYTES)
                 .spawn_scoped(scope, move || {
                     let hook = Box::new(move |_| bar.inc(1));
-                    run_backtest(spec, data, plan, None, Some(hook), stop)
+                    let result = run_backtest(spec, data, plan, None, Some(hook), stop)?;
+                    // report.json and the charts, drawn on this thread: it reuses the memory
+                    // the run freed rather than growing another heap.
+                    let written =
+                        write_report_curve(&result.out_dir, result.curve(), &result.report)
+                            .map_err(|e| {
+                                tracing::warn!("the report files could not be written: {e}");
+                            })
+                            .ok();
+                    Ok::<_, updown::session::backtest::BacktestError>((result, written))
                 })
                 .map(|h| h.join())
         })
@@ -250,6 +260,7 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
     .context("starting the backtest thread")?
     .map_err(|_| anyhow::anyhow!("the backtest thread panicked"))?
     .context("running the backtest")?;
+    let (result, written) = result;
     bar.finish_and_clear();
 
     let lookahead = if args.check_lookahead && result.ending != Ending::Interrupted {
@@ -280,6 +291,7 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         &data,
         &plan,
         &result,
+        written.as_ref(),
         lookahead.as_ref(),
         args.quiet,
     )?;
@@ -338,11 +350,13 @@ fn pct(d: Option<rust_decimal::Decimal>) -> String {
 
 /// Print one backtest's result for a person: what was run on what, how it was settled, the
 /// summary, the look-ahead check, and the fingerprint (always the last line).
+#[allow(clippy::too_many_arguments)]
 pub fn print_report(
     out: &mut impl Write,
     data: &BacktestData,
     plan: &Plan,
     r: &BacktestResult,
+    written: Option<&Written>,
     lookahead: Option<&LookaheadReport>,
     quiet: bool,
 ) -> std::io::Result<()> {
@@ -368,7 +382,7 @@ pub fn print_report(
             r.last_window.slug,
             utc(r.last_window.start)
         )?;
-        writeln!(out, "data        {}", data.joined.describe())?;
+        writeln!(out, "data        {}", data.description)?;
         if data.joined.sources.len() > 1 {
             for s in &data.joined.sources {
                 writeln!(out, "            {}", s.describe())?;
@@ -393,19 +407,11 @@ pub fn print_report(
             writeln!(out, "anomalies   {} candles rejected", r.anomalies)?;
         }
     }
-    // The full report (with report.json and the charts); the short summary if the journals
-    // cannot be read back, which should not happen right after the run wrote them.
-    match super::report::build(&r.out_dir, true) {
-        Ok((report, written)) => {
-            writeln!(out, "{report}")?;
-            if let Some(w) = written {
-                writeln!(out, "{}", super::report::written_line(&w))?;
-            }
-        }
-        Err(e) => {
-            tracing::warn!("the full report is unavailable: {e:#}");
-            writeln!(out, "{}", r.summary)?;
-        }
+    // The full report, computed from the session's records as `updown report` computes it
+    // from the journals, and where report.json and the charts were written.
+    writeln!(out, "{}", r.report)?;
+    if let Some(w) = written {
+        writeln!(out, "{}", super::report::written_line(w))?;
     }
     if let Some(report) = lookahead {
         match &report.mismatch {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use updown::report::{Report, SessionRecords, Written, write_report};
+use updown::report::{Report, Written, read_report_dir, write_report_curve};
 
 /// Flags of `updown report`.
 #[derive(Debug, clap::Args)]
@@ -34,20 +34,20 @@ pub fn written_line(w: &Written) -> String {
     )
 }
 
-/// Read the journals in `dir`, compute the report, and write its files unless `no_write`.
+/// Read the journals in `dir` (one line at a time, so a session of any length fits in
+/// memory), compute the report, and write its files unless `no_write`.
 pub fn build(dir: &Path, write: bool) -> anyhow::Result<(Report, Option<Written>)> {
-    let records = SessionRecords::read_dir(dir)
+    let read = read_report_dir(dir)
         .with_context(|| format!("reading the journals in {}", dir.display()))?;
-    let report = Report::from_records(&records);
     let written = if write {
         Some(
-            write_report(dir, &records, &report)
+            write_report_curve(dir, read.curve(), &read.report)
                 .with_context(|| format!("writing the report into {}", dir.display()))?,
         )
     } else {
         None
     };
-    Ok((report, written))
+    Ok((read.report, written))
 }
 
 /// Run `updown report`.

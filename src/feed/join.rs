@@ -169,17 +169,12 @@ pub fn join(mut files: Vec<Recorded>) -> Result<Joined, JoinError> {
         });
     }
 
-    // Every candle tagged with its file, in time order; a stable sort keeps file order for
-    // equal minutes, so "first" below is the earlier file.
-    let mut tagged: Vec<(Candle, usize)> = files
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.candles.iter().map(move |c| (*c, i)))
-        .collect();
-    tagged.sort_by_key(|(c, _)| c.open_time);
-
-    let mut candles: Vec<Candle> = Vec::with_capacity(tagged.len());
-    let mut owner: Vec<usize> = Vec::with_capacity(tagged.len());
+    // Every candle tagged with its file, in time order, the earlier file first for equal
+    // minutes (so "first" below is the earlier file): a merge of the files, each already in
+    // time order, without copying them all into one list first.
+    let tagged = merged(&files);
+    let mut candles: Vec<Candle> = Vec::with_capacity(files.iter().map(|r| r.candles.len()).sum());
+    let mut owner: Vec<usize> = Vec::with_capacity(candles.capacity());
     let mut merged_overlap = 0;
     for (c, file) in tagged {
         if let (Some(last), Some(&last_file)) = (candles.last(), owner.last())
@@ -235,6 +230,42 @@ pub fn join(mut files: Vec<Recorded>) -> Result<Joined, JoinError> {
         merged_overlap,
         between_files,
     })
+}
+
+/// Every candle of `files` with its file's index, ordered by open time, ties in file order:
+/// what a stable sort of all of them by open time gives. Files in time order (as
+/// [`load_csv`] guarantees) are merged as they stand; any other is sorted.
+fn merged(files: &[Recorded]) -> Box<dyn Iterator<Item = (Candle, usize)> + '_> {
+    let in_order = files.iter().all(|r| {
+        r.candles
+            .windows(2)
+            .all(|w| w[0].open_time <= w[1].open_time)
+    });
+    if !in_order {
+        let mut tagged: Vec<(Candle, usize)> = files
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.candles.iter().map(move |c| (*c, i)))
+            .collect();
+        tagged.sort_by_key(|(c, _)| c.open_time);
+        return Box::new(tagged.into_iter());
+    }
+    let mut next = vec![0usize; files.len()];
+    Box::new(std::iter::from_fn(move || {
+        // The file whose next candle opens first; the earliest file on a tie.
+        let mut best: Option<(i64, usize)> = None;
+        for (i, r) in files.iter().enumerate() {
+            if let Some(c) = r.candles.get(next[i])
+                && best.is_none_or(|(t, _)| c.open_time < t)
+            {
+                best = Some((c.open_time, i));
+            }
+        }
+        let (_, file) = best?;
+        let c = files[file].candles[next[file]];
+        next[file] += 1;
+        Some((c, file))
+    }))
 }
 
 fn first_difference(a: &Candle, b: &Candle) -> Option<(&'static str, f64, f64)> {

@@ -288,19 +288,36 @@ impl Series {
 /// for a year of 1-minute candles.
 #[derive(Clone, Debug, Default)]
 pub struct IndicatorCache {
-    /// The longest history prefix seen so far, kept only to notice a caller switching
-    /// to a different history without calling [`IndicatorCache::clear`].
-    seen: Vec<Candle>,
+    /// A 64-bit fingerprint of every candle of the longest history prefix seen so far,
+    /// kept only to notice a caller switching to a different history without calling
+    /// [`IndicatorCache::clear`] (8 bytes per candle instead of a copy of the history).
+    seen: Vec<u64>,
+    /// The last candle of that prefix, compared exactly on the usual path (a history that
+    /// only grows).
+    last_seen: Option<Candle>,
     series: HashMap<IndicatorKey, Series>,
     /// Candle steps computed over the cache's life, so tests can prove a repeated
     /// request costs nothing.
     steps: u64,
+    /// Candles the history is expected to reach (an allocation hint; 0 = unknown).
+    expected: usize,
 }
 
 impl IndicatorCache {
     /// Empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Empty cache for a history expected to reach `candles` candles (a backtest knows it):
+    /// each series is allocated once at its final size instead of doubling as it grows,
+    /// which on a long history would hold up to twice the memory.
+    pub fn with_capacity(candles: usize) -> Self {
+        IndicatorCache {
+            seen: Vec::with_capacity(candles),
+            expected: candles,
+            ..Self::default()
+        }
     }
 
     /// Reading of `key` at the candle `ago` candles before the last of `visible`
@@ -326,12 +343,14 @@ impl IndicatorCache {
             return Ok(None);
         };
         self.sync_history(visible);
+        let expected = self.expected;
         let series = self.series.entry(key).or_insert_with(|| {
             let engine = Engine::new(key);
+            let width = engine.width();
             Series {
-                width: engine.width(),
+                width,
                 engine,
-                values: Vec::new(),
+                values: Vec::with_capacity(expected * width),
             }
         });
         let done = series.len();
@@ -370,20 +389,55 @@ impl IndicatorCache {
     /// Forget everything (e.g. when the candle history is replaced).
     pub fn clear(&mut self) {
         self.seen.clear();
+        self.last_seen = None;
         self.series.clear();
     }
 
     /// Records `visible` as the known history, clearing the cache first if it
-    /// contradicts what was seen. Checks one candle, so it stays O(1) per call.
+    /// contradicts what was seen. Checks one candle, so it stays O(1) per call: exactly
+    /// when `visible` extends (or equals) what was seen, by its fingerprint when it is a
+    /// shorter prefix.
     fn sync_history(&mut self, visible: &[Candle]) {
-        let overlap = visible.len().min(self.seen.len());
-        if overlap > 0 && !same_candle(&self.seen[overlap - 1], &visible[overlap - 1]) {
+        let seen = self.seen.len();
+        let same = if visible.len() >= seen {
+            match (&self.last_seen, seen.checked_sub(1)) {
+                (Some(last), Some(i)) => same_candle(last, &visible[i]),
+                _ => true,
+            }
+        } else {
+            visible
+                .len()
+                .checked_sub(1)
+                .is_none_or(|i| self.seen[i] == candle_fingerprint(&visible[i]))
+        };
+        if !same {
             self.clear();
         }
         if visible.len() > self.seen.len() {
-            self.seen.extend_from_slice(&visible[self.seen.len()..]);
+            self.seen
+                .extend(visible[self.seen.len()..].iter().map(candle_fingerprint));
+            self.last_seen = visible.last().copied();
         }
     }
+}
+
+/// A 64-bit fingerprint of a candle's bits (FNV-1a over its fields).
+fn candle_fingerprint(c: &Candle) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for word in [
+        c.open_time as u64,
+        c.open.to_bits(),
+        c.high.to_bits(),
+        c.low.to_bits(),
+        c.close.to_bits(),
+        c.volume.to_bits(),
+    ] {
+        for byte in word.to_le_bytes() {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Bitwise equality, so a NaN field does not make a candle differ from itself.

@@ -6,12 +6,19 @@
 //! restart replays only what is missing, and primary keys on (session, window) make a second
 //! record of the same window impossible. `synchronous = NORMAL` in WAL mode survives a
 //! process crash (the case that matters here) without an fsync per step; a power cut may
-//! lose the last steps but never corrupts the file. The journals ([`journal`]) are rebuilt
-//! from here on resume, so they can be written in buffered batches.
+//! lose the last steps but never corrupts the file. Checkpoints (the WAL copied into the
+//! database, with an fsync) run every few hundred steps right after a decision is committed,
+//! so their fsync never sits between a candle arriving and the next decision. The journals
+//! ([`journal`]) are rebuilt from here on resume, so they can be written in buffered
+//! batches.
 //!
 //! Backtests, which always start a fresh session and are simply rerun after a crash, may
-//! group many steps into one transaction ([`Ledger::batch_commits`]); each step stays atomic
-//! inside it (a savepoint). `updown run` never does, so its crash safety is as above.
+//! group many steps into one transaction ([`Ledger::batch_commits`]). Inside a batch a step
+//! needs no savepoint of its own: a failed step ends the backtest, and the uncommitted batch
+//! is rolled back with it. The session row (account, next window, script memory), which
+//! nothing reads during a batch, is written once per batch instead of once per step, and the
+//! halt is remembered rather than read back. `updown run` never batches, so its crash safety
+//! is as above.
 
 pub mod account;
 pub mod journal;
@@ -141,6 +148,24 @@ pub struct Ledger {
     path: PathBuf,
     /// Steps per transaction and steps pending, when batching (backtests only).
     batch: Option<(u32, u32)>,
+    /// While batching: the session row's latest state, not written yet.
+    pending: std::cell::RefCell<Option<PendingSession>>,
+    /// While batching: the halt as last read or latched (`None`: read the table).
+    halt_seen: std::cell::RefCell<Option<Option<Halt>>>,
+    /// Steps committed since the last checkpoint of the WAL.
+    since_checkpoint: u32,
+}
+
+/// Steps (decisions and settlements) between two checkpoints of the WAL: a few hundred
+/// pages, as SQLite's own default of 1000 pages would give.
+const CHECKPOINT_EVERY: u32 = 256;
+
+/// A session row update deferred to the end of a batch.
+struct PendingSession {
+    id: i64,
+    next_index: Option<u32>,
+    account: Account,
+    memory: Option<String>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -162,6 +187,11 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        // Checkpoints (copying the WAL into the database, with an fsync) are run by
+        // `record_decision` after a decision is committed, never inside a settlement's commit
+        // that a decision waits for.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(sql)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -208,6 +238,9 @@ impl Ledger {
             conn,
             path: path.to_path_buf(),
             batch: None,
+            pending: std::cell::RefCell::new(None),
+            halt_seen: std::cell::RefCell::new(None),
+            since_checkpoint: 0,
         })
     }
 
@@ -233,13 +266,20 @@ impl Ledger {
 
     /// Group up to `every` steps (decisions and settlements) into one transaction, for a
     /// backtest: a crash loses the uncommitted steps, and a backtest always starts over
-    /// anyway. `every <= 1` keeps one transaction per step (the default, and what `updown
+    /// anyway. Until [`Ledger::commit_batch`], SQLite does not fsync (`synchronous = OFF`):
+    /// a power cut during a backtest may leave its ledger unusable, and the backtest is
+    /// rerun. `every <= 1` keeps one transaction per step (the default, and what `updown
     /// run` uses). End with [`Ledger::commit_batch`]; dropping the ledger without it rolls
     /// the open batch back.
     pub fn batch_commits(&mut self, every: u32) -> Result<(), LedgerError> {
         if every <= 1 || self.batch.is_some() {
             return Ok(());
         }
+        // A batch is rerun after a crash, not recovered: no fsync at WAL checkpoints until it
+        // is committed (a power cut may damage a backtest's ledger, never `updown run`'s).
+        self.conn
+            .execute_batch("PRAGMA synchronous = OFF")
+            .map_err(|e| self.sql(e))?;
         self.conn.execute_batch("BEGIN").map_err(|e| self.sql(e))?;
         self.batch = Some((every, 0));
         Ok(())
@@ -247,28 +287,141 @@ impl Ledger {
 
     /// Commit the open batch, if any, and go back to one transaction per step.
     pub fn commit_batch(&mut self) -> Result<(), LedgerError> {
-        if self.batch.take().is_some() {
-            self.conn.execute_batch("COMMIT").map_err(|e| self.sql(e))?;
+        if self.batch.is_some() {
+            self.write_pending()?;
+            self.conn
+                .execute_batch("COMMIT; PRAGMA synchronous = NORMAL")
+                .map_err(|e| self.sql(e))?;
+            self.batch = None;
+            self.halt_seen.replace(None);
         }
         Ok(())
     }
 
     /// Count a finished step; commits the batch when it is full.
-    fn step_done(&mut self) -> Result<(), LedgerError> {
-        if let Some((every, pending)) = &mut self.batch {
-            *pending += 1;
-            if *pending >= *every {
-                *pending = 0;
-                self.conn
-                    .execute_batch("COMMIT; BEGIN")
-                    .map_err(|e| self.sql(e))?;
+    ///
+    /// A full batch is committed (and the WAL checkpointed when due) only after a decision,
+    /// so that work never sits between a candle arriving and the next decision.
+    fn step_done(&mut self, decision: bool) -> Result<(), LedgerError> {
+        let full = match &mut self.batch {
+            Some((every, pending)) => {
+                *pending += 1;
+                decision && *pending >= *every
             }
+            None => false,
+        };
+        self.since_checkpoint += 1;
+        if full {
+            self.write_pending()?;
+            self.conn.execute_batch("COMMIT").map_err(|e| self.sql(e))?;
+            self.checkpoint_if_due()?;
+            self.conn.execute_batch("BEGIN").map_err(|e| self.sql(e))?;
+            if let Some((_, pending)) = &mut self.batch {
+                *pending = 0;
+            }
+            // Between two transactions another connection could have changed the halt.
+            self.halt_seen.replace(None);
         }
         Ok(())
     }
 
+    /// Copy the WAL into the database when enough steps were committed since the last time
+    /// (outside a transaction only; a reader still using old pages just makes it partial).
+    fn checkpoint_if_due(&mut self) -> Result<(), LedgerError> {
+        if self.since_checkpoint >= CHECKPOINT_EVERY {
+            self.since_checkpoint = 0;
+            self.conn
+                .execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
+    /// Write the session row deferred by a batch, if any.
+    fn write_pending(&self) -> Result<(), LedgerError> {
+        let Some(p) = self.pending.borrow_mut().take() else {
+            return Ok(());
+        };
+        let account_json =
+            serde_json::to_string(&p.account).map_err(|e| self.corrupt("account", e))?;
+        let result = match p.next_index {
+            Some(next) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) WHERE id = ?1",
+                )
+                .and_then(|mut st| st.execute(params![p.id, next, account_json, p.memory])),
+            None => self
+                .conn
+                .prepare_cached(
+                    "UPDATE sessions SET account = ?2, memory = COALESCE(?3, memory) WHERE id = ?1",
+                )
+                .and_then(|mut st| st.execute(params![p.id, account_json, p.memory])),
+        };
+        result.map(|_| ()).map_err(|e| self.sql(e))
+    }
+
+    /// In a batch, defer the session row's update: `next_index` (a decision), the account,
+    /// the script memory (kept when `None`). Returns `false` outside a batch.
+    fn defer_session(
+        &self,
+        id: i64,
+        next_index: Option<u32>,
+        account: &Account,
+        memory: Option<&str>,
+    ) -> Result<bool, LedgerError> {
+        if self.batch.is_none() {
+            return Ok(false);
+        }
+        let mut pending = self.pending.borrow_mut();
+        match pending.as_mut() {
+            Some(p) if p.id == id => {
+                if next_index.is_some() {
+                    p.next_index = next_index;
+                }
+                p.account.clone_from(account);
+                if let Some(m) = memory {
+                    p.memory = Some(m.to_string());
+                }
+            }
+            _ => {
+                drop(pending);
+                // Another session's row is pending (not done by a session loop): write it.
+                self.write_pending()?;
+                *self.pending.borrow_mut() = Some(PendingSession {
+                    id,
+                    next_index,
+                    account: account.clone(),
+                    memory: memory.map(str::to_string),
+                });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Note a halt latched in this batch (the first one stays).
+    fn saw_halt(&self, h: &Halt) {
+        let mut seen = self.halt_seen.borrow_mut();
+        if let Some(None) = *seen {
+            *seen = Some(Some(h.clone()));
+        }
+    }
+
     /// The latched halt, if any.
     pub fn halt(&self) -> Result<Option<Halt>, LedgerError> {
+        if self.batch.is_some()
+            && let Some(known) = self.halt_seen.borrow().as_ref()
+        {
+            return Ok(known.clone());
+        }
+        let halt = self.read_halt()?;
+        if self.batch.is_some() {
+            self.halt_seen.replace(Some(halt.clone()));
+        }
+        Ok(halt)
+    }
+
+    fn read_halt(&self) -> Result<Option<Halt>, LedgerError> {
         // Asked twice per window: the statement is prepared once.
         self.conn
             .prepare_cached("SELECT reason, detail, at FROM halt WHERE id = 1")
@@ -287,6 +440,7 @@ impl Ledger {
 
     /// Clear a latched halt; returns whether there was one.
     pub fn clear_halt(&self) -> Result<bool, LedgerError> {
+        self.halt_seen.replace(None);
         let n = self
             .conn
             .execute("DELETE FROM halt WHERE id = 1", [])
@@ -343,6 +497,7 @@ impl Ledger {
     }
 
     fn session_where(&self, cond: &str, arg: &str) -> Result<Option<SessionRow>, LedgerError> {
+        self.write_pending()?;
         let row = self
             .conn
             .query_row(
@@ -398,20 +553,11 @@ impl Ledger {
         memory: Option<&str>,
         halt: Option<&Halt>,
     ) -> Result<(), LedgerError> {
-        let account_json =
-            serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
         let fill_json = fill
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| self.corrupt("fill", e))?;
-        let path = self.path.clone();
-        // Outside a batch a savepoint is exactly a transaction (SAVEPOINT begins one, RELEASE
-        // commits it); inside a batch it keeps the step atomic.
-        let tx = self.conn.savepoint().map_err(|source| LedgerError::Sql {
-            path: path.clone(),
-            source,
-        })?;
-        let result = (|| {
+        let write = |tx: &Connection, session_row: Option<&str>| -> rusqlite::Result<()> {
             tx.prepare_cached(
                 "INSERT INTO predictions (session, window_start, line) VALUES (?1, ?2, ?3)",
             )?
@@ -422,19 +568,46 @@ impl Ledger {
                 )?
                 .execute(params![session, window_start, window_index, f])?;
             }
-            tx.prepare_cached(
-                "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) WHERE id = ?1",
-            )?
-            .execute(params![session, window_index + 1, account_json, memory])?;
+            if let Some(account_json) = session_row {
+                tx.prepare_cached(
+                    "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) WHERE id = ?1",
+                )?
+                .execute(params![session, window_index + 1, account_json, memory])?;
+            }
             if let Some(h) = halt {
-                latch(&tx, h)?;
+                latch(tx, h)?;
                 tx.prepare_cached("UPDATE sessions SET status = 'halted' WHERE id = ?1")?
                     .execute(params![session])?;
             }
-            tx.commit()
-        })();
-        result.map_err(|source| LedgerError::Sql { path, source })?;
-        self.step_done()
+            Ok(())
+        };
+        if self.defer_session(session, Some(window_index + 1), account, memory)? {
+            // In a batch: no savepoint (see the module documentation), no session row yet.
+            write(&self.conn, None).map_err(|e| self.sql(e))?;
+        } else {
+            let account_json =
+                serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
+            let path = self.path.clone();
+            // Outside a batch a savepoint is exactly a transaction (SAVEPOINT begins one,
+            // RELEASE commits it).
+            let tx = self.conn.savepoint().map_err(|source| LedgerError::Sql {
+                path: path.clone(),
+                source,
+            })?;
+            write(&tx, Some(&account_json))
+                .and_then(|()| tx.commit())
+                .map_err(|source| LedgerError::Sql { path, source })?;
+        }
+        if let Some(h) = halt {
+            self.saw_halt(h);
+        }
+        self.step_done(true)?;
+        if self.batch.is_none() {
+            // After the decision is committed (and its verdict given): the one place a
+            // checkpoint's fsync cannot delay a decision.
+            self.checkpoint_if_due()?;
+        }
+        Ok(())
     }
 
     /// Record one settlement atomically: the trade line, the position closed, the account,
@@ -448,16 +621,7 @@ impl Ledger {
         equity_point: (i64, &str),
         halt: Option<&Halt>,
     ) -> Result<(), LedgerError> {
-        let account_json =
-            serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
-        let path = self.path.clone();
-        // Outside a batch a savepoint is exactly a transaction (SAVEPOINT begins one, RELEASE
-        // commits it); inside a batch it keeps the step atomic.
-        let tx = self.conn.savepoint().map_err(|source| LedgerError::Sql {
-            path: path.clone(),
-            source,
-        })?;
-        let result = (|| {
+        let write = |tx: &Connection, session_row: Option<&str>| -> rusqlite::Result<()> {
             tx.prepare_cached(
                 "INSERT INTO trades (session, window_start, line) VALUES (?1, ?2, ?3)",
             )?
@@ -469,21 +633,40 @@ impl Ledger {
             if n != 1 {
                 return Err(rusqlite::Error::StatementChangedRows(n));
             }
-            tx.prepare_cached("UPDATE sessions SET account = ?2 WHERE id = ?1")?
-                .execute(params![session, account_json])?;
+            if let Some(account_json) = session_row {
+                tx.prepare_cached("UPDATE sessions SET account = ?2 WHERE id = ?1")?
+                    .execute(params![session, account_json])?;
+            }
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![session, equity_point.0, equity_point.1])?;
             if let Some(h) = halt {
-                latch(&tx, h)?;
+                latch(tx, h)?;
                 tx.prepare_cached("UPDATE sessions SET status = 'halted' WHERE id = ?1")?
                     .execute(params![session])?;
             }
-            tx.commit()
-        })();
-        result.map_err(|source| LedgerError::Sql { path, source })?;
-        self.step_done()
+            Ok(())
+        };
+        if self.defer_session(session, None, account, None)? {
+            write(&self.conn, None).map_err(|e| self.sql(e))?;
+        } else {
+            let account_json =
+                serde_json::to_string(account).map_err(|e| self.corrupt("account", e))?;
+            let path = self.path.clone();
+            // Outside a batch a savepoint is exactly a transaction.
+            let tx = self.conn.savepoint().map_err(|source| LedgerError::Sql {
+                path: path.clone(),
+                source,
+            })?;
+            write(&tx, Some(&account_json))
+                .and_then(|()| tx.commit())
+                .map_err(|source| LedgerError::Sql { path, source })?;
+        }
+        if let Some(h) = halt {
+            self.saw_halt(h);
+        }
+        self.step_done(false)
     }
 
     /// Record a script reload (or a refused version) of a session.
@@ -574,6 +757,51 @@ impl Ledger {
         stmt.query_map(params![session], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))
+    }
+
+    /// Hand `f` every prediction line of a session in window order, one row at a time
+    /// (nothing is collected: for sessions of any length).
+    pub fn for_each_prediction<E: From<LedgerError>>(
+        &self,
+        session: i64,
+        f: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.for_each_line(
+            "SELECT line FROM predictions WHERE session = ?1 ORDER BY window_start",
+            session,
+            f,
+        )
+    }
+
+    /// Hand `f` every trade line of a session in window order, one row at a time.
+    pub fn for_each_trade<E: From<LedgerError>>(
+        &self,
+        session: i64,
+        f: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.for_each_line(
+            "SELECT line FROM trades WHERE session = ?1 ORDER BY window_start",
+            session,
+            f,
+        )
+    }
+
+    fn for_each_line<E: From<LedgerError>>(
+        &self,
+        sql: &str,
+        session: i64,
+        mut f: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
+        let mut rows = stmt.query(params![session]).map_err(|e| self.sql(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.sql(e))? {
+            let line = row
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+                .map_err(|e| self.sql(e))?;
+            f(line)?;
+        }
+        Ok(())
     }
 
     fn lines(&self, sql: &str, session: i64) -> Result<Vec<String>, LedgerError> {

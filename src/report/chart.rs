@@ -10,9 +10,10 @@
 //! on any machine, with no system font library. The SVG names the `sans-serif` family and
 //! leaves drawing text to the viewer.
 
+use super::Curve;
 use super::ReportError;
 use super::metrics::Report;
-use super::source::{EquityPoint, SessionRecords};
+use super::source::EquityPoint;
 use super::table::usd;
 use chrono::{DateTime, Utc};
 use plotters::coord::Shift;
@@ -68,8 +69,8 @@ fn money(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(0.0)
 }
 
-fn prepare(records: &SessionRecords, report: &Report) -> ChartData {
-    let mut curve: Vec<EquityPoint> = records.equity.clone();
+fn prepare(records: Curve<'_>, report: &Report) -> ChartData {
+    let mut curve: Vec<EquityPoint> = records.equity.to_vec();
     curve.sort_by_key(|p| p.time);
     if curve.is_empty() {
         curve.push(EquityPoint {
@@ -278,11 +279,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &ChartData) -> Resu
 }
 
 /// Draw the chart into `path` as PNG.
-pub fn write_png(
-    path: &Path,
-    records: &SessionRecords,
-    report: &Report,
-) -> Result<(), ReportError> {
+pub fn write_png(path: &Path, records: Curve<'_>, report: &Report) -> Result<(), ReportError> {
     let err = |message: String| ReportError::Chart {
         path: path.to_path_buf(),
         message,
@@ -293,11 +290,7 @@ pub fn write_png(
 }
 
 /// Draw the chart into `path` as SVG.
-pub fn write_svg(
-    path: &Path,
-    records: &SessionRecords,
-    report: &Report,
-) -> Result<(), ReportError> {
+pub fn write_svg(path: &Path, records: Curve<'_>, report: &Report) -> Result<(), ReportError> {
     let err = |message: String| ReportError::Chart {
         path: path.to_path_buf(),
         message,

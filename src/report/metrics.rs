@@ -31,11 +31,12 @@
 //! its return is 0.
 
 use super::Summary;
-use super::source::{EquityPoint, SessionRecords};
+use super::source::{EquityPoint, SessionInfo, SessionRecords};
 use crate::ledger::records::{PredictionRecord, TradeRecord};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Seconds in a (365-day) year, for annualising per-window ratios.
@@ -389,42 +390,17 @@ fn mean_money(sum: Decimal, n: usize) -> Option<Decimal> {
 impl Report {
     /// Compute the report of a session from its records.
     pub fn from_records(r: &SessionRecords) -> Report {
-        let interval = r.interval_secs.max(1);
-        let predictions = &r.predictions;
-        let mut trades: Vec<&TradeRecord> = r.trades.iter().collect();
-        trades.sort_by_key(|t| t.interval_start);
-        let by_window: BTreeMap<i64, &PredictionRecord> =
-            predictions.iter().map(|p| (p.interval_start, p)).collect();
-        let end = predictions
-            .iter()
-            .map(|p| p.interval_start + interval)
-            .max()
-            .or_else(|| r.equity.iter().map(|p| p.time).max());
-
-        let session = session_part(r, end);
-        let windows = window_counts(predictions);
-        let trade_stats = trade_stats(&trades, windows.traded);
-        let money = money_stats(r.starting_capital, &trades);
-        let curve = if r.equity.is_empty() {
-            rebuild_curve(r, &trades)
-        } else {
-            let mut c = r.equity.clone();
-            c.sort_by_key(|p| p.time);
-            c
-        };
-        let drawdown = drawdown(&curve, predictions, interval, end);
-        let ratios = ratios(predictions, &trades, interval);
-        let calibration = calibration(&trades, &by_window);
-        Report {
-            session,
-            windows,
-            trades: trade_stats,
-            money,
-            drawdown,
-            ratios,
-            calibration,
-            definitions: definitions(),
+        let mut b = ReportBuilder::new();
+        for p in &r.predictions {
+            b.prediction(p);
         }
+        for t in &r.trades {
+            b.trade(t);
+        }
+        for p in &r.equity {
+            b.equity(*p);
+        }
+        b.report(r.starting_capital, r.interval_secs, r.session.clone())
     }
 
     /// The short summary (the numbers `updown run` printed before the full report existed),
@@ -439,53 +415,378 @@ impl Report {
     }
 }
 
-fn session_part(r: &SessionRecords, end: Option<i64>) -> SessionPart {
-    let mut script_hashes: Vec<String> = Vec::new();
-    for p in &r.predictions {
-        if !script_hashes.contains(&p.script_hash) {
-            script_hashes.push(p.script_hash.clone());
+/// What the report keeps of a prediction record.
+#[derive(Clone, Copy, Debug)]
+struct WindowRow {
+    start: i64,
+    confidence: f64,
+    prob: Option<f64>,
+}
+
+/// What the report keeps of a trade record (`side` and `settled_by` are indices into the
+/// builder's names).
+#[derive(Clone, Copy, Debug)]
+struct TradeRow {
+    start: i64,
+    side: usize,
+    settled_by: usize,
+    won: Option<bool>,
+    pnl: Decimal,
+    fee: Decimal,
+    equity_after: Decimal,
+}
+
+/// A session's [`Report`] (and its [`Summary`]) computed record by record: it keeps a few
+/// dozen bytes per window instead of the records, so a session of any length can be
+/// reported while its journals or ledger rows are read one line at a time.
+/// [`Report::from_records`] is this builder fed with every record, so both give the same
+/// report by construction.
+#[derive(Clone, Debug, Default)]
+pub struct ReportBuilder {
+    windows: Vec<WindowRow>,
+    min_decision_time: Option<i64>,
+    traded: usize,
+    skipped: BTreeMap<String, usize>,
+    refused: BTreeMap<String, usize>,
+    script_hashes: Vec<String>,
+    /// In record order.
+    trades: Vec<TradeRow>,
+    names: Vec<String>,
+    equity: Vec<EquityPoint>,
+    interval: IntervalFinder,
+}
+
+/// The fields of a prediction line the report reads, as [`PredictionRecord`] parses them.
+#[derive(Deserialize)]
+struct PredictionFields<'a> {
+    interval_start: i64,
+    #[serde(borrow)]
+    slug: Cow<'a, str>,
+    decision_time: i64,
+    confidence: f64,
+    prob: Option<f64>,
+    #[serde(borrow)]
+    verdict: Cow<'a, str>,
+    #[serde(borrow)]
+    reason_code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    script_hash: Cow<'a, str>,
+}
+
+/// The fields of a trade line the report reads, as [`TradeRecord`] parses them.
+#[derive(Deserialize)]
+struct TradeFields<'a> {
+    interval_start: i64,
+    #[serde(borrow)]
+    side: Cow<'a, str>,
+    fee: Decimal,
+    won: Option<bool>,
+    pnl: Decimal,
+    equity_after: Decimal,
+    #[serde(borrow)]
+    settled_by: Cow<'a, str>,
+}
+
+/// [`super::source::interval_of`], one prediction at a time.
+#[derive(Clone, Copy, Debug, Default)]
+struct IntervalFinder {
+    seen_first: bool,
+    from_slug: Option<i64>,
+    last_start: Option<i64>,
+    min_step: Option<i64>,
+}
+
+impl IntervalFinder {
+    fn add(&mut self, interval_start: i64, slug: &str) {
+        if !self.seen_first {
+            self.seen_first = true;
+            self.from_slug = super::source::interval_of_slug(slug);
         }
+        if let Some(last) = self.last_start {
+            let d = interval_start - last;
+            if d > 0 {
+                self.min_step = Some(self.min_step.map_or(d, |m| m.min(d)));
+            }
+        }
+        self.last_start = Some(interval_start);
     }
-    let label = r.session.as_ref().map(|s| s.label.clone());
-    let strategy = label.as_deref().and_then(|l| {
-        let script = l.split(" on ").next()?;
-        let name = std::path::Path::new(script).file_name()?.to_string_lossy();
-        (!name.is_empty()).then(|| name.into_owned())
-    });
-    SessionPart {
-        label,
-        strategy,
-        status: r.session.as_ref().map(|s| s.status.clone()),
-        script_hashes,
-        interval_secs: r.interval_secs,
-        first_window: r.predictions.iter().map(|p| p.interval_start).min(),
-        end,
+
+    fn get(&self) -> i64 {
+        self.from_slug
+            .filter(|s| *s > 0)
+            .or(self.min_step)
+            .unwrap_or(super::source::DEFAULT_INTERVAL_SECS)
     }
 }
 
-fn window_counts(predictions: &[PredictionRecord]) -> WindowCounts {
-    let mut skipped = BTreeMap::new();
-    let mut refused = BTreeMap::new();
-    let mut traded = 0;
-    for p in predictions {
-        let code = || p.reason_code.clone().unwrap_or_else(|| p.verdict.clone());
-        match p.verdict.as_str() {
-            "approved" => traded += 1,
-            "refused" => *refused.entry(code()).or_insert(0) += 1,
+impl ReportBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty builder for about `windows` prediction records.
+    pub fn with_capacity(windows: usize) -> Self {
+        ReportBuilder {
+            windows: Vec::with_capacity(windows),
+            ..Self::default()
+        }
+    }
+
+    fn name(&mut self, s: &str) -> usize {
+        match self.names.iter().position(|n| n == s) {
+            Some(i) => i,
+            None => {
+                self.names.push(s.to_string());
+                self.names.len() - 1
+            }
+        }
+    }
+
+    /// Add the next prediction record (in journal order).
+    pub fn prediction(&mut self, p: &PredictionRecord) {
+        self.add_prediction(&PredictionFields {
+            interval_start: p.interval_start,
+            slug: Cow::Borrowed(&p.slug),
+            decision_time: p.decision_time,
+            confidence: p.confidence,
+            prob: p.prob,
+            verdict: Cow::Borrowed(&p.verdict),
+            reason_code: p.reason_code.as_deref().map(Cow::Borrowed),
+            script_hash: Cow::Borrowed(&p.script_hash),
+        });
+    }
+
+    /// Add the next prediction line, reading only the fields the report uses (the rest of
+    /// the line is skipped, not checked): for lines this process has just written, such as
+    /// a finished backtest's ledger rows. Journals from disk go through [`Self::prediction`]
+    /// after a full parse.
+    pub fn prediction_line(&mut self, line: &str) -> Result<(), serde_json::Error> {
+        let p: PredictionFields<'_> = serde_json::from_str(line)?;
+        self.add_prediction(&p);
+        Ok(())
+    }
+
+    fn add_prediction(&mut self, p: &PredictionFields<'_>) {
+        self.interval.add(p.interval_start, &p.slug);
+        self.windows.push(WindowRow {
+            start: p.interval_start,
+            confidence: p.confidence,
+            prob: p.prob,
+        });
+        self.min_decision_time = Some(
+            self.min_decision_time
+                .map_or(p.decision_time, |m| m.min(p.decision_time)),
+        );
+        if !self.script_hashes.iter().any(|h| *h == p.script_hash) {
+            self.script_hashes.push(p.script_hash.to_string());
+        }
+        let map = match &*p.verdict {
+            "approved" => {
+                self.traded += 1;
+                return;
+            }
+            "refused" => &mut self.refused,
             // `skipped`, and anything unknown, is a window where no entry was asked.
-            _ => *skipped.entry(code()).or_insert(0) += 1,
+            _ => &mut self.skipped,
+        };
+        let code = p.reason_code.as_deref().unwrap_or(&p.verdict);
+        match map.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(code.to_string(), 1);
+            }
         }
     }
-    WindowCounts {
-        decided: predictions.len(),
-        traded,
-        not_traded: predictions.len() - traded,
-        skipped,
-        refused,
+
+    /// Add the next trade record (in journal order).
+    pub fn trade(&mut self, t: &TradeRecord) {
+        self.add_trade(&TradeFields {
+            interval_start: t.interval_start,
+            side: Cow::Borrowed(&t.side),
+            fee: t.fee,
+            won: t.won,
+            pnl: t.pnl,
+            equity_after: t.equity_after,
+            settled_by: Cow::Borrowed(&t.settled_by),
+        });
+    }
+
+    /// Add the next trade line, reading only the fields the report uses (see
+    /// [`Self::prediction_line`]).
+    pub fn trade_line(&mut self, line: &str) -> Result<(), serde_json::Error> {
+        let t: TradeFields<'_> = serde_json::from_str(line)?;
+        self.add_trade(&t);
+        Ok(())
+    }
+
+    fn add_trade(&mut self, t: &TradeFields<'_>) {
+        let side = self.name(&t.side);
+        let settled_by = self.name(&t.settled_by);
+        self.trades.push(TradeRow {
+            start: t.interval_start,
+            side,
+            settled_by,
+            won: t.won,
+            pnl: t.pnl,
+            fee: t.fee,
+            equity_after: t.equity_after,
+        });
+    }
+
+    /// Add the next point of the equity curve.
+    pub fn equity(&mut self, point: EquityPoint) {
+        self.equity.push(point);
+    }
+
+    /// The equity curve added so far.
+    pub fn equity_curve(&self) -> &[EquityPoint] {
+        &self.equity
+    }
+
+    /// The window length the predictions added so far tell, as
+    /// [`interval_of`](super::source::interval_of) finds it.
+    pub fn interval_secs(&self) -> i64 {
+        self.interval.get()
+    }
+
+    /// The short summary, as [`Summary::from_records`] computes it.
+    pub fn summary(&self, starting_equity: Decimal) -> Summary {
+        let mut not_traded = self.skipped.clone();
+        for (code, n) in &self.refused {
+            *not_traded.entry(code.clone()).or_insert(0) += n;
+        }
+        let mut peak = starting_equity;
+        let mut max_dd = Decimal::ZERO;
+        let mut equity = starting_equity;
+        let (mut wins, mut losses) = (0, 0);
+        let (mut pnl, mut fees) = (Decimal::ZERO, Decimal::ZERO);
+        for t in &self.trades {
+            equity = t.equity_after;
+            peak = peak.max(equity);
+            if peak > Decimal::ZERO {
+                max_dd = max_dd.max((peak - equity) / peak * Decimal::ONE_HUNDRED);
+            }
+            wins += usize::from(t.won == Some(true));
+            losses += usize::from(t.won == Some(false));
+            pnl += t.pnl;
+            fees += t.fee;
+        }
+        Summary {
+            windows: self.windows.len(),
+            traded: self.traded,
+            not_traded,
+            settled: self.trades.len(),
+            wins,
+            losses,
+            pnl,
+            fees,
+            max_drawdown_pct: max_dd.round_dp(2),
+            starting_equity,
+            final_equity: equity,
+        }
+    }
+
+    /// The report of what was added, for a session that started with `starting_capital`,
+    /// with windows of `interval_secs` and the ledger's label and status when known.
+    pub fn report(
+        &self,
+        starting_capital: Decimal,
+        interval_secs: i64,
+        session: Option<SessionInfo>,
+    ) -> Report {
+        let interval = interval_secs.max(1);
+        let mut trades: Vec<&TradeRow> = self.trades.iter().collect();
+        trades.sort_by_key(|t| t.start);
+        let end = self
+            .windows
+            .iter()
+            .map(|p| p.start + interval)
+            .max()
+            .or_else(|| self.equity.iter().map(|p| p.time).max());
+
+        let label = session.as_ref().map(|s| s.label.clone());
+        let strategy = label.as_deref().and_then(|l| {
+            let script = l.split(" on ").next()?;
+            let name = std::path::Path::new(script).file_name()?.to_string_lossy();
+            (!name.is_empty()).then(|| name.into_owned())
+        });
+        let session = SessionPart {
+            label,
+            strategy,
+            status: session.map(|s| s.status),
+            script_hashes: self.script_hashes.clone(),
+            interval_secs,
+            first_window: self.windows.iter().map(|p| p.start).min(),
+            end,
+        };
+        let windows = WindowCounts {
+            decided: self.windows.len(),
+            traded: self.traded,
+            not_traded: self.windows.len() - self.traded,
+            skipped: self.skipped.clone(),
+            refused: self.refused.clone(),
+        };
+        let trade_stats = trade_stats(&trades, windows.traded, &self.names);
+        let money = money_stats(starting_capital, &trades);
+        let curve = if self.equity.is_empty() {
+            self.rebuild_curve(starting_capital, interval_secs, &trades)
+        } else {
+            let mut c = self.equity.clone();
+            c.sort_by_key(|p| p.time);
+            c
+        };
+        let drawdown = drawdown(&curve, &self.windows, interval, end);
+        let ratios = ratios(&self.windows, &trades, interval);
+        let calibration = self.calibration(&trades);
+        Report {
+            session,
+            windows,
+            trades: trade_stats,
+            money,
+            drawdown,
+            ratios,
+            calibration,
+            definitions: definitions(),
+        }
+    }
+
+    /// The equity curve when the records carry none: the start, then each settlement at the
+    /// end of its window.
+    fn rebuild_curve(
+        &self,
+        starting_capital: Decimal,
+        interval_secs: i64,
+        trades: &[&TradeRow],
+    ) -> Vec<EquityPoint> {
+        let start = self
+            .min_decision_time
+            .or_else(|| trades.first().map(|t| t.start))
+            .unwrap_or(0);
+        std::iter::once(EquityPoint {
+            time: start,
+            equity: starting_capital,
+        })
+        .chain(trades.iter().map(|t| EquityPoint {
+            time: t.start + interval_secs,
+            equity: t.equity_after,
+        }))
+        .collect()
+    }
+
+    /// Calibration, each trade scored by the (last) prediction of its window.
+    fn calibration(&self, trades: &[&TradeRow]) -> Calibration {
+        let wanted: std::collections::BTreeSet<i64> = trades.iter().map(|t| t.start).collect();
+        let mut by_window: BTreeMap<i64, WindowRow> = BTreeMap::new();
+        for w in self.windows.iter().filter(|w| wanted.contains(&w.start)) {
+            by_window.insert(w.start, *w);
+        }
+        calibration(trades, &by_window)
     }
 }
 
-fn trade_stats(trades: &[&TradeRecord], traded: usize) -> TradeStats {
+fn trade_stats(trades: &[&TradeRow], traded: usize, names: &[String]) -> TradeStats {
+    let name = |i: usize| names.get(i).cloned().unwrap_or_default();
     let mut by_side: BTreeMap<String, SideStats> = ["up", "down"]
         .into_iter()
         .map(|s| {
@@ -506,8 +807,8 @@ fn trade_stats(trades: &[&TradeRecord], traded: usize) -> TradeStats {
     let (mut wins, mut losses, mut void) = (0, 0, 0);
     let (mut run_w, mut run_l, mut best_w, mut best_l) = (0, 0, 0, 0);
     for t in trades {
-        *settled_by.entry(t.settled_by.clone()).or_insert(0) += 1;
-        let side = by_side.entry(t.side.clone()).or_insert(SideStats {
+        *settled_by.entry(name(t.settled_by)).or_insert(0) += 1;
+        let side = by_side.entry(name(t.side)).or_insert(SideStats {
             trades: 0,
             wins: 0,
             losses: 0,
@@ -555,13 +856,13 @@ fn trade_stats(trades: &[&TradeRecord], traded: usize) -> TradeStats {
     }
 }
 
-fn money_stats(start: Decimal, trades: &[&TradeRecord]) -> MoneyStats {
+fn money_stats(start: Decimal, trades: &[&TradeRow]) -> MoneyStats {
     let pnl: Decimal = trades.iter().map(|t| t.pnl).sum();
     let fees: Decimal = trades.iter().map(|t| t.fee).sum();
     let final_equity = trades.last().map_or(start, |t| t.equity_after);
     let gross_won: Decimal = trades.iter().map(|t| t.pnl.max(Decimal::ZERO)).sum();
     let gross_lost: Decimal = trades.iter().map(|t| (-t.pnl).max(Decimal::ZERO)).sum();
-    let decided: Vec<&&TradeRecord> = trades.iter().filter(|t| t.won.is_some()).collect();
+    let decided: Vec<&&TradeRow> = trades.iter().filter(|t| t.won.is_some()).collect();
     let won: Vec<Decimal> = decided
         .iter()
         .filter(|t| t.won == Some(true))
@@ -591,30 +892,9 @@ fn money_stats(start: Decimal, trades: &[&TradeRecord]) -> MoneyStats {
     }
 }
 
-/// The equity curve when the records carry none: the start, then each settlement at the
-/// end of its window.
-fn rebuild_curve(r: &SessionRecords, trades: &[&TradeRecord]) -> Vec<EquityPoint> {
-    let start = r
-        .predictions
-        .iter()
-        .map(|p| p.decision_time)
-        .min()
-        .or_else(|| trades.first().map(|t| t.interval_start))
-        .unwrap_or(0);
-    std::iter::once(EquityPoint {
-        time: start,
-        equity: r.starting_capital,
-    })
-    .chain(trades.iter().map(|t| EquityPoint {
-        time: t.interval_start + r.interval_secs,
-        equity: t.equity_after,
-    }))
-    .collect()
-}
-
 fn drawdown(
     curve: &[EquityPoint],
-    predictions: &[PredictionRecord],
+    windows: &[WindowRow],
     interval: i64,
     end: Option<i64>,
 ) -> Drawdown {
@@ -664,9 +944,9 @@ fn drawdown(
         trough_time: Some(trough.time),
         recovery_time: recovery,
         duration_secs: until - peak.time,
-        duration_windows: predictions
+        duration_windows: windows
             .iter()
-            .map(|p| p.interval_start + interval)
+            .map(|p| p.start + interval)
             .filter(|e| *e > peak.time && *e <= until)
             .count(),
     }
@@ -675,16 +955,19 @@ fn drawdown(
 /// Per-window returns in window order: each decided window's trade P&L over the equity
 /// before it settled (`equity_after − pnl`), 0 for a window without a trade.
 pub fn per_window_returns(predictions: &[PredictionRecord], trades: &[TradeRecord]) -> Vec<f64> {
-    returns(predictions, trades.iter())
+    let mut b = ReportBuilder::new();
+    for p in predictions {
+        b.prediction(p);
+    }
+    for t in trades {
+        b.trade(t);
+    }
+    returns(&b.windows, b.trades.iter())
 }
 
-fn returns<'a>(
-    predictions: &[PredictionRecord],
-    trades: impl IntoIterator<Item = &'a TradeRecord>,
-) -> Vec<f64> {
-    let by_window: BTreeMap<i64, &TradeRecord> =
-        trades.into_iter().map(|t| (t.interval_start, t)).collect();
-    let mut starts: Vec<i64> = predictions.iter().map(|p| p.interval_start).collect();
+fn returns<'a>(windows: &[WindowRow], trades: impl IntoIterator<Item = &'a TradeRow>) -> Vec<f64> {
+    let by_window: BTreeMap<i64, &TradeRow> = trades.into_iter().map(|t| (t.start, t)).collect();
+    let mut starts: Vec<i64> = windows.iter().map(|p| p.start).collect();
     starts.sort_unstable();
     starts
         .into_iter()
@@ -702,8 +985,8 @@ fn returns<'a>(
         .collect()
 }
 
-fn ratios(predictions: &[PredictionRecord], trades: &[&TradeRecord], interval: i64) -> Ratios {
-    let r = returns(predictions, trades.iter().copied());
+fn ratios(windows: &[WindowRow], trades: &[&TradeRow], interval: i64) -> Ratios {
+    let r = returns(windows, trades.iter().copied());
     let n = r.len();
     let windows_per_year = SECONDS_PER_YEAR as f64 / interval as f64;
     let k = windows_per_year.sqrt();
@@ -728,10 +1011,7 @@ fn ratios(predictions: &[PredictionRecord], trades: &[&TradeRecord], interval: i
     }
 }
 
-fn calibration(
-    trades: &[&TradeRecord],
-    by_window: &BTreeMap<i64, &PredictionRecord>,
-) -> Calibration {
+fn calibration(trades: &[&TradeRow], by_window: &BTreeMap<i64, WindowRow>) -> Calibration {
     let n_buckets = (1.0 / CALIBRATION_BUCKET).round() as usize;
     let mut sums = vec![(0usize, 0.0f64, 0usize); n_buckets];
     let (mut from_prob, mut from_confidence, mut unscored) = (0, 0, 0);
@@ -739,7 +1019,7 @@ fn calibration(
     for t in trades {
         let Some(won) = t.won else { continue };
         let stated = by_window
-            .get(&t.interval_start)
+            .get(&t.start)
             .map(|p| (p.prob.unwrap_or(p.confidence), p.prob.is_some()));
         let Some((p, is_prob)) = stated.filter(|(p, _)| (0.0..=1.0).contains(p)) else {
             unscored += 1;

@@ -17,8 +17,8 @@ pub mod metrics;
 pub mod source;
 pub mod table;
 
-pub use metrics::Report;
-pub use source::{EquityPoint, SessionInfo, SessionRecords};
+pub use metrics::{Report, ReportBuilder};
+pub use source::{DirReport, EquityPoint, SessionInfo, SessionRecords, read_report_dir};
 
 use crate::ledger::records::{PredictionRecord, TradeRecord};
 use rust_decimal::Decimal;
@@ -87,9 +87,10 @@ pub enum ReportError {
 }
 
 impl Report {
-    /// Read the journals of the output folder `dir` and compute its report.
+    /// Read the journals of the output folder `dir` (one line at a time) and compute its
+    /// report.
     pub fn from_dir(dir: &Path) -> Result<Report, ReportError> {
-        Ok(Report::from_records(&SessionRecords::read_dir(dir)?))
+        Ok(read_report_dir(dir)?.report)
     }
 }
 
@@ -104,11 +105,43 @@ pub struct Written {
     pub svg: PathBuf,
 }
 
+/// What the charts draw: a session's equity curve, its starting capital and its window
+/// length (all a chart needs of the records).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Curve<'a> {
+    /// Capital at the session start.
+    pub starting_capital: Decimal,
+    /// Window length in seconds.
+    pub interval_secs: i64,
+    /// The equity curve: the start, then one point per settlement (may be empty).
+    pub equity: &'a [EquityPoint],
+}
+
+impl<'a> Curve<'a> {
+    /// The curve of `records`.
+    pub fn of(records: &'a SessionRecords) -> Self {
+        Curve {
+            starting_capital: records.starting_capital,
+            interval_secs: records.interval_secs,
+            equity: &records.equity,
+        }
+    }
+}
+
 /// Write `report.json` (pretty JSON) and the equity charts (`equity.png`, `equity.svg`)
 /// into `dir`, replacing earlier ones.
 pub fn write_report(
     dir: &Path,
     records: &SessionRecords,
+    report: &Report,
+) -> Result<Written, ReportError> {
+    write_report_curve(dir, Curve::of(records), report)
+}
+
+/// [`write_report`] from the equity curve alone (a report computed record by record).
+pub fn write_report_curve(
+    dir: &Path,
+    curve: Curve<'_>,
     report: &Report,
 ) -> Result<Written, ReportError> {
     let written = Written {
@@ -122,8 +155,8 @@ pub fn write_report(
         path: written.json.clone(),
         source,
     })?;
-    chart::write_png(&written.png, records, report)?;
-    chart::write_svg(&written.svg, records, report)?;
+    chart::write_png(&written.png, curve, report)?;
+    chart::write_svg(&written.svg, curve, report)?;
     Ok(written)
 }
 

@@ -7,7 +7,7 @@
 //! for the session's label (strategy and data) and status, which the journals do not carry;
 //! nothing is written to it, and a failure there only leaves the label out.
 
-use super::ReportError;
+use super::{Curve, Report, ReportBuilder, ReportError};
 use crate::ledger::LEDGER_FILE;
 use crate::ledger::journal::{EQUITY, PREDICTIONS, TRADES};
 use crate::ledger::records::{PredictionRecord, TradeRecord};
@@ -87,6 +87,178 @@ impl SessionRecords {
     }
 }
 
+/// A session's report read from the journals of its output folder one line at a time
+/// ([`read_report_dir`]), with what the charts need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DirReport {
+    /// The report, equal to `Report::from_records(&SessionRecords::read_dir(dir)?)`.
+    pub report: Report,
+    /// Capital at the session start.
+    pub starting_capital: Decimal,
+    /// Window length in seconds.
+    pub interval_secs: i64,
+    /// The equity curve, as `equity_curve.csv` holds it.
+    pub equity: Vec<EquityPoint>,
+}
+
+impl DirReport {
+    /// What the charts draw.
+    pub fn curve(&self) -> Curve<'_> {
+        Curve {
+            starting_capital: self.starting_capital,
+            interval_secs: self.interval_secs,
+            equity: &self.equity,
+        }
+    }
+}
+
+/// The report of the output folder `dir`, as [`SessionRecords::read_dir`] and
+/// [`Report::from_records`] give it, but reading the journals one line at a time: memory
+/// stays at a few dozen bytes per window however long the session was.
+pub fn read_report_dir(dir: &Path) -> Result<DirReport, ReportError> {
+    // Opened in `read_dir`'s order, so a missing journal is named the same way.
+    let predictions = open(dir, PREDICTIONS)?;
+    let trades = open(dir, TRADES)?;
+    let (eq_path, eq_text) = read(dir, EQUITY)?;
+    let mut b = ReportBuilder::new();
+    let mut journal = LinesDigest::default();
+    each_jsonl(predictions, |line, p: PredictionRecord| {
+        journal.add(line);
+        b.prediction(&p);
+    })?;
+    let mut first_trade: Option<Decimal> = None;
+    each_jsonl(trades, |_, t: TradeRecord| {
+        if first_trade.is_none() {
+            first_trade = Some(t.equity_after - t.pnl);
+        }
+        b.trade(&t);
+    })?;
+    let equity = parse_equity_csv(&eq_path, &eq_text)?;
+    drop(eq_text);
+    for p in &equity {
+        b.equity(*p);
+    }
+    let starting_capital = match (equity.first(), first_trade) {
+        (Some(p), _) => p.equity,
+        (None, Some(start)) => start,
+        (None, None) => {
+            return Err(ReportError::NoStartingCapital { path: eq_path });
+        }
+    };
+    let interval_secs = b.interval_secs();
+    let session = session_info_digest(&dir.join(LEDGER_FILE), &journal);
+    Ok(DirReport {
+        report: b.report(starting_capital, interval_secs, session),
+        starting_capital,
+        interval_secs,
+        equity,
+    })
+}
+
+/// Open the journal `name` in `dir`.
+fn open(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), ReportError> {
+    let path = dir.join(name);
+    match std::fs::File::open(&path) {
+        Ok(file) => Ok((path, file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ReportError::Missing {
+            path,
+            dir: dir.to_path_buf(),
+        }),
+        Err(source) => Err(ReportError::Read { path, source }),
+    }
+}
+
+/// Parse each non-blank line of an opened journal as a `T` and hand it to `f` with its
+/// text; a line that does not parse is reported with its 1-based number.
+fn each_jsonl<T: DeserializeOwned>(
+    (path, file): (PathBuf, std::fs::File),
+    mut f: impl FnMut(&str, T),
+) -> Result<(), ReportError> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let mut line = String::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(source) => return Err(ReportError::Read { path, source }),
+        }
+        number += 1;
+        // As `str::lines`: without the `\n` or `\r\n` that ends it.
+        let text = match line.strip_suffix('\n') {
+            Some(l) => l.strip_suffix('\r').unwrap_or(l),
+            None => &line,
+        };
+        if text.trim().is_empty() {
+            continue;
+        }
+        let value = serde_json::from_str(text).map_err(|e| ReportError::Line {
+            path: path.clone(),
+            line: number,
+            message: e.to_string(),
+        })?;
+        f(text, value);
+    }
+    Ok(())
+}
+
+/// The number and digest of a sequence of journal lines, to find the ledger session that
+/// holds exactly them without keeping them.
+#[derive(Clone, Debug, Default)]
+struct LinesDigest {
+    count: usize,
+    hash: sha2::Sha256,
+}
+
+impl LinesDigest {
+    fn add(&mut self, line: &str) {
+        use sha2::Digest;
+        self.count += 1;
+        self.hash.update((line.len() as u64).to_le_bytes());
+        self.hash.update(line.as_bytes());
+    }
+
+    fn finish(self) -> (usize, Vec<u8>) {
+        use sha2::Digest;
+        (self.count, self.hash.finalize().to_vec())
+    }
+}
+
+/// [`session_info`] by digest: the label and status of the newest ledger session whose
+/// prediction lines have the journal's count and digest.
+fn session_info_digest(ledger: &Path, journal: &LinesDigest) -> Option<SessionInfo> {
+    use rusqlite::{Connection, OpenFlags};
+    if !ledger.is_file() || journal.count == 0 {
+        return None;
+    }
+    let want = journal.clone().finish();
+    let conn = Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .or_else(|_| Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .ok()?;
+    conn.busy_timeout(std::time::Duration::from_secs(2)).ok()?;
+    let mut sessions = conn
+        .prepare("SELECT id, label, status FROM sessions ORDER BY id DESC")
+        .ok()?;
+    let rows: Vec<(i64, String, String)> = sessions
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .ok()?
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mut lines = conn
+        .prepare("SELECT line FROM predictions WHERE session = ?1 ORDER BY window_start")
+        .ok()?;
+    rows.into_iter().find_map(|(id, label, status)| {
+        let mut digest = LinesDigest::default();
+        let mut rows = lines.query([id]).ok()?;
+        while let Some(row) = rows.next().ok()? {
+            digest.add(row.get_ref(0).ok()?.as_str().ok()?);
+        }
+        (digest.finish() == want).then_some(SessionInfo { label, status })
+    })
+}
+
 fn read(dir: &Path, name: &str) -> Result<(PathBuf, String), ReportError> {
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
@@ -164,14 +336,7 @@ pub fn parse_equity_csv(path: &Path, text: &str) -> Result<Vec<EquityPoint>, Rep
 /// `btc-updown-15m-<T>` → 900, `btc-updown-90s-<T>` → 90), else from the smallest spacing
 /// of consecutive windows, else [`DEFAULT_INTERVAL_SECS`].
 pub fn interval_of(predictions: &[PredictionRecord]) -> i64 {
-    let from_slug = predictions.first().and_then(|p| {
-        let len = p.slug.rsplit('-').nth(1)?;
-        if let Some(minutes) = len.strip_suffix('m') {
-            minutes.parse::<i64>().ok()?.checked_mul(60)
-        } else {
-            len.strip_suffix('s')?.parse::<i64>().ok()
-        }
-    });
+    let from_slug = predictions.first().and_then(|p| interval_of_slug(&p.slug));
     from_slug
         .filter(|s| *s > 0)
         .or_else(|| {
@@ -182,6 +347,16 @@ pub fn interval_of(predictions: &[PredictionRecord]) -> i64 {
                 .min()
         })
         .unwrap_or(DEFAULT_INTERVAL_SECS)
+}
+
+/// The window length a market slug names (`btc-updown-5m-<T>` → 300, `…-90s-<T>` → 90).
+pub fn interval_of_slug(slug: &str) -> Option<i64> {
+    let len = slug.rsplit('-').nth(1)?;
+    if let Some(minutes) = len.strip_suffix('m') {
+        minutes.parse::<i64>().ok()?.checked_mul(60)
+    } else {
+        len.strip_suffix('s')?.parse::<i64>().ok()
+    }
 }
 
 /// The label and status of the ledger session whose prediction lines are exactly the

@@ -3,20 +3,25 @@
 //!
 //! The watcher observes the script's folder rather than the file, because editors often
 //! save by writing a temporary file and renaming it over the original (the file watched
-//! would vanish). Events are debounced, and a version is offered only when its content hash
-//! (script plus imported modules) differs from the last one seen, so a save without changes
-//! is a no-op. A version that fails to compile or load is reported with its file, line and
-//! column and never replaces the running one.
+//! would vanish). Only changes count: opening or reading a file (as the checker itself does)
+//! is not an edit, or each check would trigger the next. Changes are debounced (a version is
+//! checked once no `.rhai` file has changed for [`DEBOUNCE`]), and a version is offered only
+//! when its content hash (script plus imported modules) differs from the last one seen, so a
+//! save without changes is a no-op. A version that fails to compile or load is reported with
+//! its file, line and column and never replaces the running one.
 
 use super::host::{ScriptError, ScriptStrategy, script_folder};
 use super::{Reload, Reloader, Strategy};
 use crate::config::SandboxConfig;
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer, notify};
+use notify_debouncer_mini::notify::{self, EventKind, RecommendedWatcher, Watcher};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
 
-/// Quiet time after the last file event before a version is checked.
+/// Quiet time after the last change to a `.rhai` file before a version is checked: long
+/// enough for an editor's save (a truncate and a write, or a temporary file renamed over
+/// the script, a few milliseconds apart) to be complete, so a half-written file is not
+/// compiled and reported as broken; short enough that a save is live well within 200 ms.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// What the checker thread found in a saved version.
@@ -33,7 +38,7 @@ pub struct ScriptWatcher {
     path: PathBuf,
     limits: SandboxConfig,
     rx: Receiver<Checked>,
-    _debouncer: Debouncer<notify::RecommendedWatcher>,
+    _watcher: RecommendedWatcher,
 }
 
 impl std::fmt::Debug for ScriptWatcher {
@@ -61,13 +66,16 @@ impl ScriptWatcher {
         limits: &SandboxConfig,
     ) -> Result<Self, WatchError> {
         let folder = script_folder(path).to_path_buf();
-        let (events_tx, events_rx) = channel::<DebounceEventResult>();
-        let mut debouncer = new_debouncer(DEBOUNCE, events_tx).map_err(|source| WatchError {
+        let (events_tx, events_rx) = channel::<notify::Result<notify::Event>>();
+        let mut watcher = notify::recommended_watcher(move |e| {
+            // The checker is gone when this fails: nothing left to tell.
+            let _ = events_tx.send(e);
+        })
+        .map_err(|source| WatchError {
             path: path.to_path_buf(),
             source,
         })?;
-        debouncer
-            .watcher()
+        watcher
             .watch(&folder, notify::RecursiveMode::NonRecursive)
             .map_err(|source| WatchError {
                 path: folder.clone(),
@@ -84,19 +92,7 @@ impl ScriptWatcher {
         std::thread::Builder::new()
             .name("script-watcher".into())
             .spawn(move || {
-                for batch in events_rx {
-                    let touched_rhai = match batch {
-                        Ok(events) => events
-                            .iter()
-                            .any(|e| e.path.extension().is_some_and(|x| x == "rhai")),
-                        Err(e) => {
-                            tracing::warn!("watching {}: {e}", script.display());
-                            false
-                        }
-                    };
-                    if !touched_rhai {
-                        continue;
-                    }
+                while next_change(&events_rx, &script) {
                     let found = match ScriptStrategy::load(&script, &thread_limits) {
                         Ok(s) if s.content_hash() == last_hash => continue,
                         Ok(s) => {
@@ -130,8 +126,44 @@ impl ScriptWatcher {
             path: path.to_path_buf(),
             limits: limits.clone(),
             rx: checked_rx,
-            _debouncer: debouncer,
+            _watcher: watcher,
         })
+    }
+}
+
+/// Whether `event` changed a `.rhai` file (opening or reading one changes nothing).
+fn changes_a_script(event: &notify::Event) -> bool {
+    !matches!(event.kind, EventKind::Access(_))
+        && event
+            .paths
+            .iter()
+            .any(|p| p.extension().is_some_and(|x| x == "rhai"))
+}
+
+/// Wait for a change to a `.rhai` file, then until none has changed for [`DEBOUNCE`].
+/// `false` when the watcher is gone (the session ended).
+fn next_change(events: &Receiver<notify::Result<notify::Event>>, script: &Path) -> bool {
+    let mut quiet_from: Option<Instant> = None;
+    loop {
+        let event = match quiet_from {
+            None => match events.recv() {
+                Ok(e) => e,
+                Err(_) => return false,
+            },
+            Some(t) => {
+                match events.recv_timeout((t + DEBOUNCE).saturating_duration_since(Instant::now()))
+                {
+                    Ok(e) => e,
+                    Err(RecvTimeoutError::Timeout) => return true,
+                    Err(RecvTimeoutError::Disconnected) => return false,
+                }
+            }
+        };
+        match event {
+            Ok(e) if changes_a_script(&e) => quiet_from = Some(Instant::now()),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("watching {}: {e}", script.display()),
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! feed's hard cut-off ([`HistoryFeed`]) and the venue that settles from recorded results
 //! ([`OutcomesVenue`]).
 
-use super::replay::{stddev_baseline, strategy_params, summarize};
+use super::replay::{stddev_baseline, strategy_params};
 use super::{Ending, Engine, LatencyProbe, Progress, SessionError, SimulatedClock, new_account};
 use crate::config::Config;
 use crate::domain::Window;
@@ -23,7 +23,7 @@ use crate::indicators::IndicatorCache;
 use crate::ledger::journal::{EQUITY, Journals, PREDICTIONS, RELOADS, TRADES};
 use crate::ledger::records::TradeRecord;
 use crate::ledger::{LEDGER_FILE, Ledger, LedgerError, SessionStatus};
-use crate::report::Summary;
+use crate::report::{Curve, EquityPoint, Report, ReportBuilder, SessionInfo, Summary};
 use crate::risk::RiskGate;
 use crate::script::{Ctx, CtxState, Strategy};
 use crate::venue::{OutcomesVenue, ReplayVenue, Venue, resolve_from_candles};
@@ -92,8 +92,12 @@ impl From<LedgerError> for BacktestError {
 /// sweep or a look-ahead check.
 #[derive(Clone, Debug)]
 pub struct BacktestData {
-    /// The joined candle files (with their sources, overlaps and gaps).
+    /// The joined candle files (with their sources, overlaps and gaps). Its candles were
+    /// moved into [`BacktestData::candles`] (`joined.recorded.candles` is empty): one copy
+    /// of the history, however many runs share it.
     pub joined: Joined,
+    /// [`Joined::describe`] of the files as loaded.
+    pub description: String,
     /// The joined candles, shared by every feed.
     pub candles: Arc<Vec<Candle>>,
     /// Polymarket's recorded results, when given.
@@ -116,11 +120,13 @@ impl BacktestData {
         Ok(BacktestData::new(joined, outcomes))
     }
 
-    /// Wrap already loaded inputs.
-    pub fn new(joined: Joined, outcomes: Option<Arc<Outcomes>>) -> BacktestData {
-        let candles = Arc::new(joined.recorded.candles.clone());
+    /// Wrap already loaded inputs (their candles move into [`BacktestData::candles`]).
+    pub fn new(mut joined: Joined, outcomes: Option<Arc<Outcomes>>) -> BacktestData {
+        let description = joined.describe();
+        let candles = Arc::new(std::mem::take(&mut joined.recorded.candles));
         BacktestData {
             joined,
+            description,
             candles,
             outcomes,
         }
@@ -261,23 +267,11 @@ pub struct Fingerprint(String);
 impl Fingerprint {
     /// Fingerprint `trades` (journal lines, in order) and the metrics of `summary`.
     pub fn compute(trades: &[String], summary: &Summary) -> Fingerprint {
-        let mut h = Sha256::new();
+        let mut b = FingerprintBuilder::new();
         for line in trades {
-            h.update(b"trade ");
-            h.update(line.as_bytes());
-            h.update(b"\n");
+            b.trade(line);
         }
-        let metrics = format!(
-            "windows {}\ntrades {}\nwins {}\npnl {}\nfees {}\nfinal_equity {}\n",
-            summary.windows,
-            summary.settled,
-            summary.wins,
-            summary.pnl.normalize(),
-            summary.fees.normalize(),
-            summary.final_equity.normalize()
-        );
-        h.update(metrics.as_bytes());
-        Fingerprint(hex::encode(h.finalize()))
+        b.finish(summary)
     }
 
     /// The 64 hex digits.
@@ -290,6 +284,42 @@ impl Fingerprint {
     pub fn matches(&self, expected: &str) -> bool {
         let e = expected.trim().to_ascii_lowercase();
         e.len() >= 12 && e.len() <= self.0.len() && self.0.starts_with(&e)
+    }
+}
+
+/// A [`Fingerprint`] computed one trade line at a time.
+#[derive(Clone, Debug, Default)]
+pub struct FingerprintBuilder {
+    h: Sha256,
+}
+
+impl FingerprintBuilder {
+    /// Nothing fingerprinted yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add the next trade line (journal order).
+    pub fn trade(&mut self, line: &str) {
+        self.h.update(b"trade ");
+        self.h.update(line.as_bytes());
+        self.h.update(b"\n");
+    }
+
+    /// The fingerprint of the trades added and the metrics of `summary`.
+    pub fn finish(self, summary: &Summary) -> Fingerprint {
+        let mut h = self.h;
+        let metrics = format!(
+            "windows {}\ntrades {}\nwins {}\npnl {}\nfees {}\nfinal_equity {}\n",
+            summary.windows,
+            summary.settled,
+            summary.wins,
+            summary.pnl.normalize(),
+            summary.fees.normalize(),
+            summary.final_equity.normalize()
+        );
+        h.update(metrics.as_bytes());
+        Fingerprint(hex::encode(h.finalize()))
     }
 }
 
@@ -334,6 +364,11 @@ fn pct(n: usize, d: usize) -> Option<Decimal> {
 pub struct BacktestResult {
     /// How the loop ended (a halt is a result, not an error).
     pub ending: Ending,
+    /// The full report, computed from the session's stored records exactly as `updown report`
+    /// computes it from the journals (which are the same lines).
+    pub report: Report,
+    /// The session's equity curve, for the report's charts.
+    pub equity: Vec<EquityPoint>,
     /// Sharpe and Sortino of the session, from the same records the report reads.
     pub ratios: crate::report::metrics::Ratios,
     /// The summary, from the ledger's records.
@@ -360,6 +395,17 @@ pub struct BacktestResult {
     pub config_hash: String,
     /// Every prediction line, in window order (only with `keep_predictions`).
     pub predictions: Vec<String>,
+}
+
+impl BacktestResult {
+    /// What the report's charts draw.
+    pub fn curve(&self) -> Curve<'_> {
+        Curve {
+            starting_capital: self.summary.starting_equity,
+            interval_secs: self.report.session.interval_secs,
+            equity: &self.equity,
+        }
+    }
 }
 
 /// Create `dir` if needed and remove the files a backtest writes there ([`WRITTEN_FILES`]),
@@ -422,14 +468,13 @@ pub fn run_backtest_with(
 ) -> Result<BacktestResult, BacktestError> {
     let config = &spec.config;
     let lead = config.session.decision_lead_secs;
-    let windows: Vec<Window> = match cut {
-        Some(t) => plan
-            .windows
-            .iter()
-            .take_while(|w| w.start - lead <= t)
-            .cloned()
-            .collect(),
-        None => plan.windows.clone(),
+    // The plan's windows, borrowed (a sweep shares one plan between all its runs).
+    let windows: &[Window] = match cut {
+        Some(t) => {
+            let n = plan.windows.partition_point(|w| w.start - lead <= t);
+            &plan.windows[..n]
+        }
+        None => &plan.windows,
     };
     let (Some(first_window), Some(last_window)) = (windows.first(), windows.last()) else {
         return Err(BacktestError::Range(
@@ -477,7 +522,7 @@ pub fn run_backtest_with(
     let session_id = session.id;
     let ctx = Ctx::new(CtxState {
         candles: Vec::with_capacity(data.candles.len()),
-        indicators: IndicatorCache::new(),
+        indicators: IndicatorCache::with_capacity(data.candles.len()),
         params,
         ..CtxState::default()
     });
@@ -513,35 +558,41 @@ pub fn run_backtest_with(
         Ending::Halted(_) => ledger.finish_session(session_id, SessionStatus::Halted)?,
         Ending::Interrupted => {}
     }
-    let summary = summarize(&ledger, session_id, &account)?;
-    let trade_lines = ledger.trades(session_id)?;
-    let fingerprint = Fingerprint::compute(&trade_lines, &summary);
+    let status = match &ending {
+        Ending::Complete => "complete",
+        Ending::Halted(_) => "halted",
+        Ending::Interrupted => "running",
+    };
+    let read = read_back(
+        &ledger,
+        session_id,
+        spec,
+        windows.len(),
+        data.outcomes.is_some() && cut.is_none(),
+    )?;
+    let summary = read.builder.summary(account.starting_capital);
+    let fingerprint = read.fingerprint.finish(&summary);
     let no_outcome = summary.not_traded.get("no_outcome").copied().unwrap_or(0);
     let agreement = match &data.outcomes {
         Some(o) if cut.is_none() => {
-            let trades = trade_lines
-                .iter()
-                .map(|l| serde_json::from_str::<TradeRecord>(l))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    BacktestError::Failed(format!(
-                        "{}: a stored trade is unreadable: {e}",
-                        ledger.path().display()
-                    ))
-                })?;
             let decided = &plan.windows[..summary.windows.min(plan.windows.len())];
-            Some(agreement(decided, &data.candles, o, &trades))
+            Some(agreement(decided, &data.candles, o, &read.trades))
         }
         _ => None,
     };
-    let predictions = if spec.keep_predictions {
-        ledger.predictions(session_id)?
-    } else {
-        Vec::new()
-    };
-    let ratios = session_ratios(&ledger, session_id, &account, &plan.windows)?;
+    // The report `updown report` computes from the journals, from the same lines.
+    let report = read.builder.report(
+        account.starting_capital,
+        read.builder.interval_secs(),
+        Some(SessionInfo {
+            label,
+            status: status.to_string(),
+        }),
+    );
     Ok(BacktestResult {
-        ratios,
+        ratios: report.ratios.clone(),
+        report,
+        equity: read.builder.equity_curve().to_vec(),
         ending,
         windows: summary.windows,
         summary,
@@ -554,8 +605,73 @@ pub fn run_backtest_with(
         out_dir: spec.out_dir.clone(),
         script_hash,
         config_hash,
-        predictions,
+        predictions: read.predictions,
     })
+}
+
+/// What a finished backtest reads back from its ledger, in one pass over its rows.
+struct ReadBack {
+    builder: ReportBuilder,
+    fingerprint: FingerprintBuilder,
+    /// Settled trades, kept only to compare settlements with recorded outcomes.
+    trades: Vec<TradeRecord>,
+    /// Prediction lines, kept only when asked for.
+    predictions: Vec<String>,
+}
+
+/// Read a session's trades, predictions and equity curve back from the ledger one row at a
+/// time: the report, the summary and the fingerprint are computed from the stored records
+/// without holding them.
+fn read_back(
+    ledger: &Ledger,
+    session: i64,
+    spec: &BacktestSpec,
+    windows: usize,
+    keep_trades: bool,
+) -> Result<ReadBack, BacktestError> {
+    let unreadable = |what: &str, e: serde_json::Error| {
+        BacktestError::Failed(format!(
+            "{}: a stored {what} is unreadable: {e}",
+            ledger.path().display()
+        ))
+    };
+    let mut r = ReadBack {
+        builder: ReportBuilder::with_capacity(windows),
+        fingerprint: FingerprintBuilder::new(),
+        trades: Vec::new(),
+        predictions: Vec::new(),
+    };
+    // The lines were written by this run moments ago: the report reads only its fields.
+    ledger.for_each_trade(session, |line| {
+        r.builder
+            .trade_line(line)
+            .map_err(|e| unreadable("trade", e))?;
+        r.fingerprint.trade(line);
+        if keep_trades {
+            let t: TradeRecord = serde_json::from_str(line).map_err(|e| unreadable("trade", e))?;
+            r.trades.push(t);
+        }
+        Ok::<(), BacktestError>(())
+    })?;
+    ledger.for_each_prediction(session, |line| {
+        r.builder
+            .prediction_line(line)
+            .map_err(|e| unreadable("prediction", e))?;
+        if spec.keep_predictions {
+            r.predictions.push(line.to_string());
+        }
+        Ok::<(), BacktestError>(())
+    })?;
+    for (time, equity) in ledger.equity(session)? {
+        let equity = equity.parse::<Decimal>().map_err(|e| {
+            BacktestError::Failed(format!(
+                "{}: a stored equity point is unreadable: {e}",
+                ledger.path().display()
+            ))
+        })?;
+        r.builder.equity(EquityPoint { time, equity });
+    }
+    Ok(r)
 }
 
 /// The venue-independent parts of a backtest's engine.
@@ -565,7 +681,7 @@ struct Parts<'a> {
     feed: HistoryFeed,
     ctx: Ctx,
     session: crate::ledger::SessionRow,
-    windows: Vec<Window>,
+    windows: &'a [Window],
     stddev_baseline: Option<f64>,
     config_hash: String,
     journals: Journals,
@@ -594,7 +710,7 @@ fn drive<'a, V: Venue>(
         ledger,
         journals: parts.journals,
         session: parts.session,
-        windows: parts.windows,
+        windows: std::borrow::Cow::Borrowed(parts.windows),
         stddev_baseline: parts.stddev_baseline,
         config_hash: parts.config_hash,
         open: Vec::new(),
@@ -663,41 +779,6 @@ pub fn parse_bound(text: &str, end_of_day: bool) -> Result<i64, String> {
     Err(format!(
         "{text:?} is not a UTC date or date-time; use e.g. 2026-02-22 or 2026-02-22T14:30"
     ))
-}
-
-/// The risk-adjusted ratios of a stored session, computed by the report from the ledger's
-/// records so a sweep sorts by exactly what `updown report` prints.
-fn session_ratios(
-    ledger: &Ledger,
-    session: i64,
-    account: &crate::ledger::Account,
-    windows: &[Window],
-) -> Result<crate::report::metrics::Ratios, BacktestError> {
-    let unreadable = |what: &str, e: serde_json::Error| {
-        BacktestError::Failed(format!(
-            "{}: a stored {what} is unreadable: {e}",
-            ledger.path().display()
-        ))
-    };
-    let predictions = ledger
-        .predictions(session)?
-        .iter()
-        .map(|l| serde_json::from_str(l).map_err(|e| unreadable("prediction", e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let trades = ledger
-        .trades(session)?
-        .iter()
-        .map(|l| serde_json::from_str(l).map_err(|e| unreadable("trade", e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let records = crate::report::SessionRecords {
-        starting_capital: account.starting_capital,
-        interval_secs: windows.first().map_or(300, |w| w.end - w.start),
-        predictions,
-        trades,
-        equity: Vec::new(),
-        session: None,
-    };
-    Ok(crate::report::Report::from_records(&records).ratios)
 }
 
 #[cfg(test)]

@@ -95,8 +95,9 @@ pub struct Engine<'a, C: Clock, F: Feed, V: Venue> {
     pub journals: Journals,
     /// The session row (account, next window).
     pub session: SessionRow,
-    /// All windows of the session.
-    pub windows: Vec<Window>,
+    /// All windows of the session (borrowed from a backtest's plan, which may be shared by
+    /// many runs, or owned).
+    pub windows: std::borrow::Cow<'a, [Window]>,
     /// Baseline standard deviation for the volatility breaker.
     pub stddev_baseline: Option<f64>,
     /// Hash of the configuration, journaled.

@@ -316,7 +316,7 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
         ledger: &mut ledger,
         journals,
         session,
-        windows,
+        windows: windows.into(),
         stddev_baseline: baseline,
         config_hash: config.fingerprint(),
         open,
