@@ -23,16 +23,15 @@
 //!   the real outcome; a resolution that never comes is settled from price data after the
 //!   paper venue's resolution timeout.
 //!
-//! The paper venue's resolution timeout is not configurable (`PaperConfig::
-//! resolution_timeout_secs`, 900 session seconds, is not read from `config.toml`); at 300×
-//! it is three real seconds, so a never-resolved window is settled by the fallback within
-//! the session, which the `resolution_never` case asserts.
+//! The paper venue's resolution timeout (`live.resolution_timeout_secs`, 900 session seconds
+//! by default, left so here) is three real seconds at 300×, so a never-resolved window is
+//! settled by the fallback within the session, which the `resolution_never` case asserts.
 //!
-//! Two bugs found this way are tolerated by the table and asserted by `#[ignore]`d tests
-//! (run them with `cargo test --test live_faults -- --ignored`): bars missed during an
-//! outage are lost for good when their backfill finishes after a decision
-//! ([`KnownBug::BarsLostAfterSlowBackfill`]), and trades settled out of window order are
-//! listed, rebuilt and reported by window (the report's final equity is then wrong).
+//! Two bugs found this way are fixed and pinned: bars missed during an outage must reach
+//! the strategy even when their backfill finishes after a decision (the REST-burst cases,
+//! whose backfill fails past a decision, check every bar count), and trades settled out of
+//! window order must be listed, rebuilt and reported in the order they settled
+//! (`trades_are_recorded_and_reported_in_the_order_they_settled`).
 //!
 //! Each case also checks that its fault reached the bot (the venue's applied-fault counts,
 //! reconnects, backfills, log lines), so a fault that silently missed fails the case.
@@ -106,21 +105,6 @@ struct Case {
     resolution: Option<(&'static [i64], ResolutionFault)>,
     /// What this fault must visibly lead to, on top of the checks every session gets.
     checks: &'static [Check],
-    /// A known bug this fault runs into, tolerated here and asserted by an ignored test of
-    /// its own (so the rest of the case still runs).
-    known_bug: Option<KnownBug>,
-}
-
-/// Bugs the table tolerates until they are fixed; each has an `#[ignore]`d test below that
-/// fails while it is there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KnownBug {
-    /// Bars missed during an outage never reach the strategy when the REST backfill of the
-    /// gap finishes after a decision: that decision delivers the newer stream bars past the
-    /// gap, and the backfilled bars, older than the newest delivered one, are then dropped
-    /// (`backfilled 0 bars the stream missed`). Tolerated: fewer bars than minutes (never
-    /// more). See `bars_missed_during_a_slow_backfill_reach_the_strategy`.
-    BarsLostAfterSlowBackfill,
 }
 
 /// A case-specific expectation.
@@ -161,19 +145,11 @@ const fn case(faults: &'static [FaultSpec], checks: &'static [Check]) -> Case {
         faults,
         resolution: None,
         checks,
-        known_bug: None,
     }
 }
 
 const fn longer(intervals: u32, c: Case) -> Case {
     Case { intervals, ..c }
-}
-
-const fn with_bug(bug: KnownBug, c: Case) -> Case {
-    Case {
-        known_bug: Some(bug),
-        ..c
-    }
 }
 
 const BWS: Service = Service::BinanceWs;
@@ -236,9 +212,7 @@ cases! {
     )),
     // The backfill after the reconnect meets 9 × 429 (three failed backfills, `Retry-After`
     // capped at reconnect_max_ms), or 30 × 500 (ten): the feed stays stale meanwhile.
-    binance_rest_429_during_backfill => with_bug(
-        KnownBug::BarsLostAfterSlowBackfill,
-        longer(7, case(
+    binance_rest_429_during_backfill => longer(7, case(
             &[
                 FaultSpec::HttpStatus {
                     service: Service::BinanceRest,
@@ -257,10 +231,7 @@ cases! {
                 Resumed,
             ],
         )),
-    ),
-    binance_rest_5xx_during_backfill => with_bug(
-        KnownBug::BarsLostAfterSlowBackfill,
-        longer(7, case(
+    binance_rest_5xx_during_backfill => longer(7, case(
             &[
                 FaultSpec::HttpStatus {
                     service: Service::BinanceRest,
@@ -279,7 +250,6 @@ cases! {
                 Resumed,
             ],
         )),
-    ),
     // 25 frames (~0.3 real s) cover at least one closed bar: it must come back by backfill.
     binance_ws_malformed => case(
         &[FaultSpec::Malformed { service: BWS, count: 25 }],
@@ -392,7 +362,7 @@ fn run_case(name: &str) {
     let _turn = turn();
     let s = Session::run(case);
     let mut f = Findings::default();
-    check_common(&s, case.known_bug, &mut f);
+    check_common(&s, &mut f);
     for c in case.checks {
         check_case(&s, case, *c, &mut f);
     }
@@ -408,36 +378,12 @@ fn run_case(name: &str) {
     }
 }
 
-/// The REST burst keeps the backfill of the bars missed during the outage failing past a
-/// decision; once it succeeds, those bars must still reach the strategy (the bar count must
-/// grow by the minutes the newest bar advanced). Today they are dropped: see
-/// [`KnownBug::BarsLostAfterSlowBackfill`].
-#[test]
-#[ignore = "known bug: bars backfilled after a decision has moved past the gap are dropped (src/feed/live.rs `deliver_until` delivers past an open gap; `Inner::add_bar` then refuses the older backfilled bars)"]
-fn bars_missed_during_a_slow_backfill_reach_the_strategy() {
-    let (_, case) = CASES
-        .iter()
-        .find(|(n, _)| *n == "binance_rest_5xx_during_backfill")
-        .expect("the 5xx case");
-    let _turn = turn();
-    let s = Session::run(case);
-    let mut f = Findings::default();
-    check_common(&s, None, &mut f);
-    assert!(
-        f.0.is_empty(),
-        "bars lost after a slow backfill:\n  - {}\n{}",
-        f.0.join("\n  - "),
-        s.context()
-    );
-}
-
 /// When a window resolves after a later one (a late resolution here), `trades.jsonl` is
 /// written in the order trades settled, each `equity_after` following the previous line,
 /// while the ledger lists trades by window: a resume rebuilds the journal in another order,
 /// and the report, which reads the ledger, takes the equity after the latest *window*'s
 /// trade as the final equity (its return and drawdown disagree with its own P&L).
 #[test]
-#[ignore = "known bug: the ledger orders trades by window, not by settlement (src/ledger/mod.rs `trades`), so the report's final equity is wrong when resolutions arrive out of order"]
 fn trades_are_recorded_and_reported_in_the_order_they_settled() {
     let (_, case) = CASES
         .iter()
@@ -479,6 +425,16 @@ fn trades_are_recorded_and_reported_in_the_order_they_settled() {
         ledger.trades(session.id).expect("trades"),
         journal,
         "the ledger's trades in another order than trades.jsonl"
+    );
+    // The equity curve ends on the equity after the last settlement, not on that of the
+    // latest window's trade.
+    let curve = ledger.equity(session.id).expect("the equity curve");
+    assert_eq!(
+        curve
+            .last()
+            .and_then(|(_, e)| e.parse::<rust_decimal::Decimal>().ok()),
+        Some(equity),
+        "the equity curve ends elsewhere than the ledger's equity: {curve:?}"
     );
 }
 
@@ -865,7 +821,7 @@ fn seen(p: &PredictionRecord) -> Option<(i64, i64)> {
     Some((feature(p, "last_t")? as i64, feature(p, "bars")? as i64))
 }
 
-fn check_common(s: &Session, known_bug: Option<KnownBug>, f: &mut Findings) {
+fn check_common(s: &Session, f: &mut Findings) {
     // The session ended cleanly: complete, or halted with its reason.
     let code = s.ran.status.code();
     let halted = code == Some(3);
@@ -988,12 +944,7 @@ fn check_common(s: &Session, known_bug: Option<KnownBug>, f: &mut Findings) {
         );
         if let Some((t0, n0)) = previous {
             let minutes = (last_t - t0) / 60;
-            let ok = if known_bug == Some(KnownBug::BarsLostAfterSlowBackfill) {
-                bars - n0 <= minutes
-            } else {
-                bars - n0 == minutes
-            };
-            f.check(ok, || {
+            f.check(bars - n0 == minutes, || {
                 format!(
                     "{}: {} bars more for {} minutes more (a bar taken twice or lost)",
                     p.slug,
@@ -1094,17 +1045,9 @@ fn check_common(s: &Session, known_bug: Option<KnownBug>, f: &mut Findings) {
         ledger.predictions(session.id).ok().as_ref() == Some(&prediction_lines),
         || "predictions.jsonl differs from the ledger's records".into(),
     );
-    // trades.jsonl is written as trades settle; the ledger lists them by window (see
-    // `trades_are_recorded_and_reported_in_the_order_they_settled`): the same lines.
-    let mut by_window: Vec<(i64, String)> = ts
-        .iter()
-        .map(|t| t.interval_start)
-        .zip(s.trade_lines())
-        .collect();
-    by_window.sort_by_key(|(w, _)| *w);
-    let by_window: Vec<String> = by_window.into_iter().map(|(_, l)| l).collect();
+    // trades.jsonl is written as trades settle, and the ledger lists them in that order.
     f.check(
-        ledger.trades(session.id).ok().as_ref() == Some(&by_window),
+        ledger.trades(session.id).ok().as_ref() == Some(&s.trade_lines()),
         || "trades.jsonl holds other lines than the ledger's records".into(),
     );
     let open: BTreeSet<i64> = ledger

@@ -42,6 +42,7 @@ fn settings(v: &Running, history: usize) -> LiveSettings {
         http_attempts: 3,
         fallback_poll_ms: 100,
         max_decision_delay_secs: 30,
+        ..LiveConfig::default()
     };
     LiveSettings::from_config(&live, history)
 }

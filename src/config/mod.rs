@@ -125,6 +125,12 @@ pub struct LiveConfig {
     /// A decision that cannot be made within this many session seconds after its time (the
     /// bot was not running, or fell behind) is journaled as `missed`, never traded late.
     pub max_decision_delay_secs: i64,
+    /// A trade whose market Polymarket has not resolved this many session seconds after its
+    /// window's end is settled from price data instead, recorded as such.
+    pub resolution_timeout_secs: i64,
+    /// While a trade awaits its resolution, ask Gamma at most this often (session seconds,
+    /// so a faster loopback clock polls as often per window as the real one would).
+    pub resolution_poll_secs: f64,
 }
 
 impl Default for LiveConfig {
@@ -146,6 +152,8 @@ impl Default for LiveConfig {
             http_attempts: 3,
             fallback_poll_ms: 5_000,
             max_decision_delay_secs: 30,
+            resolution_timeout_secs: 900,
+            resolution_poll_secs: 5.0,
         }
     }
 }
@@ -545,6 +553,18 @@ impl Config {
             0,
             s.interval_secs,
         );
+        v.int(
+            "live.resolution_timeout_secs",
+            l.resolution_timeout_secs,
+            0,
+            86_400,
+        );
+        v.float(
+            "live.resolution_poll_secs",
+            l.resolution_poll_secs,
+            0.1,
+            600.0,
+        );
         match v.error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -705,6 +725,14 @@ mod tests {
             (
                 "[live]\nmax_decision_delay_secs = 301\n",
                 "live.max_decision_delay_secs",
+            ),
+            (
+                "[live]\nresolution_timeout_secs = -1\n",
+                "live.resolution_timeout_secs",
+            ),
+            (
+                "[live]\nresolution_poll_secs = nan\n",
+                "live.resolution_poll_secs",
             ),
         ] {
             let err = parse(text).unwrap_err().to_string();

@@ -381,6 +381,10 @@ pub struct LiveFeed {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The newest bar already waited for (up to `bar_grace`): a session asks for the same
+    /// moment more than once (settling the window that just ended, then deciding the next),
+    /// and waiting again for a bar that did not come would only make the decision later.
+    waited_for: Option<i64>,
 }
 
 impl LiveFeed {
@@ -452,6 +456,7 @@ impl LiveFeed {
                 shared,
                 shutdown: tx,
                 thread: Some(thread),
+                waited_for: None,
             },
             clock,
         ))
@@ -530,7 +535,12 @@ impl Feed for LiveFeed {
         // The newest bar that can have closed by `t` opened a minute before the last minute
         // boundary at or before `t`.
         let target = t.div_euclid(CANDLE_SECS) * CANDLE_SECS - CANDLE_SECS;
-        let deadline = Instant::now() + shared.settings.bar_grace;
+        let grace = if self.waited_for.is_some_and(|w| w >= target) {
+            Duration::ZERO
+        } else {
+            shared.settings.bar_grace
+        };
+        let deadline = Instant::now() + grace;
         let mut i = shared.lock();
         // Waiting for a silent stream is pointless; waiting for a backfill is not.
         while !Self::ready(&i, target) && shared.clock.now_secs() >= t && !shared.silent(&i) {
@@ -544,11 +554,26 @@ impl Feed for LiveFeed {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+        if shared.clock.now_secs() >= t {
+            self.waited_for = Some(target);
+        }
+        // While a backfill is pending, bars after a hole are held back: delivering them would
+        // move `delivered` past the hole, and the backfilled bars, older by then, could never
+        // reach the indicators. The decision meanwhile sees the feed stale (the gap) and is
+        // refused. Once the backfill is done, a hole still there is one Binance does not have
+        // either, and the bars after it are delivered.
+        let hold_at_hole = i.gap_after.is_some();
+        let mut expected = i.delivered.map(|d| d + CANDLE_SECS);
         let due: Vec<i64> = i
             .bars
             .range(..=target)
             .map(|(k, _)| *k)
             .filter(|k| k + CANDLE_SECS <= t)
+            .take_while(|k| {
+                let contiguous = expected.is_none_or(|e| *k == e);
+                expected = Some(k + CANDLE_SECS);
+                contiguous || !hold_at_hole
+            })
             .collect();
         for k in due {
             if let Some(c) = i.bars.remove(&k) {

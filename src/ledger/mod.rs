@@ -740,10 +740,13 @@ impl Ledger {
         )
     }
 
-    /// All trade lines of a session, in window order.
+    /// All trade lines of a session, in the order they settled (as `trades.jsonl` has them):
+    /// resolutions may arrive out of window order, and each line's `equity_after` follows
+    /// the line before it. Rows are only ever inserted (and the ledger is never vacuumed), so
+    /// the rowid is that order.
     pub fn trades(&self, session: i64) -> Result<Vec<String>, LedgerError> {
         self.lines(
-            "SELECT line FROM trades WHERE session = ?1 ORDER BY window_start",
+            "SELECT line FROM trades WHERE session = ?1 ORDER BY rowid",
             session,
         )
     }
@@ -773,14 +776,14 @@ impl Ledger {
         )
     }
 
-    /// Hand `f` every trade line of a session in window order, one row at a time.
+    /// Hand `f` every trade line of a session in settlement order, one row at a time.
     pub fn for_each_trade<E: From<LedgerError>>(
         &self,
         session: i64,
         f: impl FnMut(&str) -> Result<(), E>,
     ) -> Result<(), E> {
         self.for_each_line(
-            "SELECT line FROM trades WHERE session = ?1 ORDER BY window_start",
+            "SELECT line FROM trades WHERE session = ?1 ORDER BY rowid",
             session,
             f,
         )

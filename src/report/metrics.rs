@@ -696,6 +696,9 @@ impl ReportBuilder {
         session: Option<SessionInfo>,
     ) -> Report {
         let interval = interval_secs.max(1);
+        // `self.trades` is in settlement order (the journal's and the ledger's): the last one
+        // holds the final equity. Statistics per window want window order.
+        let last_settled = self.trades.last();
         let mut trades: Vec<&TradeRow> = self.trades.iter().collect();
         trades.sort_by_key(|t| t.start);
         let end = self
@@ -728,7 +731,7 @@ impl ReportBuilder {
             refused: self.refused.clone(),
         };
         let trade_stats = trade_stats(&trades, windows.traded, &self.names);
-        let money = money_stats(starting_capital, &trades);
+        let money = money_stats(starting_capital, &trades, last_settled);
         let curve = if self.equity.is_empty() {
             self.rebuild_curve(starting_capital, interval_secs, &trades)
         } else {
@@ -856,10 +859,16 @@ fn trade_stats(trades: &[&TradeRow], traded: usize, names: &[String]) -> TradeSt
     }
 }
 
-fn money_stats(start: Decimal, trades: &[&TradeRow]) -> MoneyStats {
+/// Money figures over `trades`; the final equity is that after `last_settled`, the trade
+/// that settled last (resolutions may arrive out of window order).
+fn money_stats(
+    start: Decimal,
+    trades: &[&TradeRow],
+    last_settled: Option<&TradeRow>,
+) -> MoneyStats {
     let pnl: Decimal = trades.iter().map(|t| t.pnl).sum();
     let fees: Decimal = trades.iter().map(|t| t.fee).sum();
-    let final_equity = trades.last().map_or(start, |t| t.equity_after);
+    let final_equity = last_settled.map_or(start, |t| t.equity_after);
     let gross_won: Decimal = trades.iter().map(|t| t.pnl.max(Decimal::ZERO)).sum();
     let gross_lost: Decimal = trades.iter().map(|t| (-t.pnl).max(Decimal::ZERO)).sum();
     let decided: Vec<&&TradeRow> = trades.iter().filter(|t| t.won.is_some()).collect();

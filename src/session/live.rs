@@ -125,6 +125,10 @@ pub fn paper_config(config: &Config) -> PaperConfig {
     cfg.fee_rate = config.replay.fee_rate;
     cfg.http.attempts = live.http_attempts;
     cfg.http.request_timeout = Duration::from_millis(live.http_timeout_ms);
+    cfg.resolution_timeout_secs = live.resolution_timeout_secs;
+    // The timeout is in session seconds, so the polls must be too: at 300× a real 5 s
+    // between polls would be 25 session minutes, past the timeout.
+    cfg.resolution_poll = Duration::from_secs_f64(live.resolution_poll_secs / live.clock_speed);
     cfg
 }
 

@@ -415,16 +415,23 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         };
         let line = json_line(&record)?;
         let eq = equity.to_string();
+        // The equity point belongs to the moment of settlement: on a live clock a late
+        // resolution settles after later windows did, and a point at its window's end would
+        // put the newest equity before older points on the curve.
+        let at = self
+            .clock
+            .now()
+            .map_or(window.end, |now| now.max(window.end));
         self.ledger.record_settlement(
             self.session.id,
             window.start,
             &line,
             &self.session.account,
-            (window.end, &eq),
+            (at, &eq),
             halt.as_ref(),
         )?;
         self.journals.trade(&line)?;
-        self.journals.equity(window.end, &eq)?;
+        self.journals.equity(at, &eq)?;
         let result = match won {
             Some(true) => "won",
             Some(false) => "lost",
@@ -479,10 +486,21 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             ));
         } else {
             let quote = self.venue.quote(window);
+            // Finding the market and its book can take a while (Gamma retries, a book to
+            // wait for): a quote that arrives too late is not traded on either.
+            let late_after_quote = self.clock.now().map_or(0, |now| now - t);
             match quote {
                 Err(e) => {
                     record.reason_code = Some(e.code().into());
                     record.detail = Some(e.to_string());
+                }
+                Ok(_) if late_after_quote > self.config.live.max_decision_delay_secs => {
+                    record.reason_code = Some("missed".into());
+                    record.detail = Some(format!(
+                        "the market quote came {late_after_quote}s after the decision time \
+                         (live.max_decision_delay_secs = {})",
+                        self.config.live.max_decision_delay_secs
+                    ));
                 }
                 Ok(quote) => {
                     self.prepare_ctx(window, t, &quote);
@@ -664,7 +682,8 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             allow_overlap: self.config.session.allow_overlap,
             halted: false,
             data: self.data_health(t),
-            seconds_to_close: window.end - t,
+            // On a wall clock, the time actually left (the quote and the script took some).
+            seconds_to_close: window.end - self.clock.now().map_or(t, |now| now.max(t)),
         };
         let verdict = self.gate.check(&input);
         if let Some(p) = self.latency.as_mut() {
