@@ -17,8 +17,10 @@
 //! - [`indicators`]: TA-Lib-compatible indicators, incremental and cached.
 //! - [`script`]: the sandboxed Rhai host and the read-only `ctx` scripts decide from.
 //! - [`risk`]: the gate every order passes, and the halts it latches.
-//! - [`venue`]: quotes, fills, fees and settlement (replay now; paper and live later).
-//! - [`ledger`]: the durable SQLite record, the account, and the journals.
+//! - [`venue`]: quotes, fills, fees and settlement: replay, paper on live books, and live
+//!   orders on Polymarket's CLOB V2 ([`venue::live`]).
+//! - [`ledger`]: the durable SQLite record, the account, the journals, and the live order
+//!   lifecycle ([`ledger::orders`]).
 //! - [`report`]: summaries computed from the ledger's records.
 //! - [`session`]: the one loop shared by replay, paper and live.
 //! - [`validate`]: `updown validate`, checking scripts against fixtures before they trade.

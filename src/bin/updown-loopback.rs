@@ -5,6 +5,12 @@
 //! and fault until interrupted (or for `--run-secs`). Faults are injected while it runs by
 //! POSTing JSON to the control endpoint, e.g.
 //! `curl -d '{"kind":"stall","service":"clob_ws","millis":5000}' http://127.0.0.1:P/control/fault`.
+//!
+//! The CLOB V2 trading endpoints trade for one wallet: by default the public Anvil test
+//! account 0 as an EOA with 100 pUSD (`--wallet-key`, `--signature-type`, `--funder`,
+//! `--balance` change it). Order faults go to `/control/order-fault`
+//! (`{"kind":"delay_response","count":1,"millis":10000}`), and `/control/orders` lists
+//! every order received.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -12,8 +18,10 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use updown::loopback::auth::ANVIL_PRIVATE_KEY;
 use updown::loopback::{
-    DEFAULT_START_WINDOW, DEFAULT_WARMUP_SECS, LoopbackConfig, LoopbackVenue, Service,
+    DEFAULT_START_WINDOW, DEFAULT_WARMUP_SECS, ExchangeConfig, LoopbackConfig, LoopbackVenue,
+    Service, WalletConfig,
 };
 
 /// Serve recorded Binance + Polymarket data on 127.0.0.1 for the bot's live code.
@@ -58,6 +66,22 @@ struct Args {
     /// Log only faults and status lines, not every request.
     #[arg(long)]
     quiet: bool,
+    /// Private key of the wallet that trades (only its address is used). Default: the
+    /// public Anvil/Hardhat test key; never give a key that holds real money.
+    #[arg(long, default_value = ANVIL_PRIVATE_KEY)]
+    wallet_key: String,
+    /// Signature type: 0 EOA, 1 POLY_PROXY, 2 POLY_GNOSIS_SAFE, 3 POLY_1271.
+    #[arg(long, default_value_t = 0)]
+    signature_type: u8,
+    /// The funder (proxy, Safe or deposit wallet) for signature types 1-3.
+    #[arg(long)]
+    funder: Option<String>,
+    /// Starting pUSD balance of the wallet.
+    #[arg(long, default_value = "100")]
+    balance: rust_decimal::Decimal,
+    /// Real milliseconds from a trade's MATCHED to CONFIRMED.
+    #[arg(long, default_value_t = 1_000)]
+    settle_ms: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,7 +95,32 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    let funder = match args.funder.as_deref().map(str::parse) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(_)) => {
+            eprintln!("error: --funder is not an address");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let wallet = match WalletConfig::from_private_key(
+        &args.wallet_key,
+        args.signature_type,
+        funder,
+        args.balance,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let mut cfg = LoopbackConfig {
+        exchange: ExchangeConfig {
+            wallet,
+            settle_after: Duration::from_millis(args.settle_ms),
+            ..ExchangeConfig::default()
+        },
         port: args.port,
         speed: args.speed,
         resolution_delay_secs: args.resolution_delay_secs,
@@ -109,6 +158,19 @@ fn main() -> std::process::ExitCode {
         urls.control
     );
     println!("# stats:  curl {}/stats", urls.control);
+    let wallet = &venue.config().exchange.wallet;
+    println!(
+        "# CLOB V2 trading: SDK host {} ; wallet {} (signature type {}, maker {}) with {} pUSD",
+        urls.clob_sdk_host(),
+        wallet.signer,
+        wallet.signature_type,
+        wallet.maker(),
+        wallet.balance
+    );
+    println!(
+        "# orders: curl {}/orders ; order faults: curl -d '{{\"kind\":\"delay_response\",\"count\":1,\"millis\":10000}}' {}/order-fault",
+        urls.control, urls.control
+    );
 
     let started = Instant::now();
     let mut last_status = Instant::now();

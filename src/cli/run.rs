@@ -5,9 +5,12 @@
 //! Binance feed and Polymarket's books, simulated fills, a wall clock synchronised to the
 //! exchange; while it runs, a status block at the bottom of the terminal shows what is
 //! happening ([`super::status_line`]). With no network it fails at once, naming the host it
-//! could not reach and pointing at `--replay`. Both modes share the signal handling (a
-//! first SIGINT/SIGTERM finishes the current step and saves state, a second exits at once),
-//! the session thread and the printed result.
+//! could not reach and pointing at `--replay`. With `--live` the same session places real
+//! orders (`updown::venue::live`): the wallet comes from the environment or `./.env`, and
+//! before the first order the wallet, its balance and the risk limits are shown and a typed
+//! confirmation (or `--yes-i-understand-real-money`) is required. All modes share the signal
+//! handling (a first SIGINT/SIGTERM finishes the current step and saves state, a second exits
+//! at once), the session thread and the printed result.
 
 use super::status_line::{self, StatusBlock};
 use super::{Common, load_config, logging, out_dir};
@@ -18,9 +21,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use updown::config::{Config, parse_param_overrides};
-use updown::session::live::LiveError;
+use updown::session::live::{LiveError, LiveTrading};
 use updown::session::replay::ReplayOutcome;
 use updown::session::{Ending, LiveSpec, ReplaySpec, run_live, run_replay};
+use updown::venue::live::{AccountSnapshot, CrashPoint, Credentials, LiveTradingConfig};
 
 /// The bundled recorded data the no-network message points at.
 const BUNDLED_DATA: &str = "data/binance_spot_BTCUSDT_1m_fullcols_2025-10-29_2025-11-01.csv";
@@ -64,7 +68,20 @@ pub struct RunArgs {
     /// Print only warnings and the summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Trade REAL MONEY: place real orders on Polymarket's CLOB with the wallet in
+    /// POLYMARKET_PRIVATE_KEY (optional POLYMARKET_FUNDER and POLYMARKET_SIGNATURE_TYPE:
+    /// eoa, proxy, gnosis-safe, deposit-wallet), read from the environment or ./.env. Before
+    /// the first order the wallet, its pUSD balance and the risk limits are shown and a
+    /// typed confirmation is asked (or pass --yes-i-understand-real-money).
+    #[arg(long, conflicts_with_all = ["replay", "speed"])]
+    live: bool,
+    /// With --live: confirm trading real money without the interactive prompt.
+    #[arg(long, requires = "live")]
+    yes_i_understand_real_money: bool,
 }
+
+/// What the trader types to confirm live trading at the prompt.
+const CONSENT_PHRASE: &str = "trade real money";
 
 fn parse_speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -169,7 +186,7 @@ fn live_mode(args: &RunArgs, config: Config, out: PathBuf) -> anyhow::Result<Exi
     let stop = install_signals()?;
     let live = &config.live;
     eprintln!(
-        "updown run: {} on live data from {} ({}), paper money on Polymarket's books at {}, output in {}",
+        "updown run: {} on live data from {} ({}), {} on Polymarket's books at {}, output in {}",
         args.strategy.display(),
         updown::feed::net::host_of(&live.binance_ws),
         if (live.clock_speed - 1.0).abs() > f64::EPSILON {
@@ -177,9 +194,19 @@ fn live_mode(args: &RunArgs, config: Config, out: PathBuf) -> anyhow::Result<Exi
         } else {
             "real time".into()
         },
+        if args.live {
+            "REAL MONEY (live orders)"
+        } else {
+            "paper money"
+        },
         updown::feed::net::host_of(&live.clob_ws),
         out.display()
     );
+    let trading = if args.live {
+        Some(live_trading(args, &config)?)
+    } else {
+        None
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let spec = LiveSpec {
         strategy: args.strategy.clone(),
@@ -190,6 +217,7 @@ fn live_mode(args: &RunArgs, config: Config, out: PathBuf) -> anyhow::Result<Exi
         fresh: args.fresh,
         watch: !args.no_reload,
         events: Some(tx),
+        trading,
     };
     let session_stop = Arc::clone(&stop);
     let handle = session_thread(move || run_live(&spec, &session_stop))?;
@@ -199,6 +227,74 @@ fn live_mode(args: &RunArgs, config: Config, out: PathBuf) -> anyhow::Result<Exi
         Err(LiveError::Feed(e)) => bail!(no_network(&e.to_string(), &args.strategy)),
         Err(e) => Err(anyhow::Error::new(e).context("running the live session")),
     }
+}
+
+/// The wallet and settings of `--live`, with the consent step. Credentials come only from
+/// the environment or `./.env`; nothing here prints them.
+fn live_trading(args: &RunArgs, config: &Config) -> anyhow::Result<LiveTrading> {
+    let credentials = Credentials::from_env(Path::new(".env"))?;
+    let mut settings = LiveTradingConfig::new(&config.live.clob_rest, config.risk.max_entry_price);
+    settings.request_timeout =
+        std::time::Duration::from_millis(config.live.http_timeout_ms.max(1000));
+    // Test-only crash points (crash tests); documented in src/venue/live.rs, not in --help.
+    settings.crash_at = CrashPoint::from_env();
+    if let Some(at) = settings.crash_at {
+        tracing::warn!("UPDOWN_CRASH_AT is set: the process kills itself at {at:?} (crash tests)");
+    }
+    let risk = config.risk.clone();
+    let capital = config.account.starting_capital;
+    let pre_confirmed = args.yes_i_understand_real_money;
+    let confirm = move |s: &AccountSnapshot| -> bool {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "\nLIVE TRADING — real orders with real money\n  wallet       {} ({})\n  signer       {}\n  \
+             pUSD balance {}{}\n  open orders  {}\n  risk limits  max stake ${} · max entry price {} · \
+             max drawdown {}% · daily loss limit ${} · max spread {} · min {}s to close · \
+             session capital ${}",
+            s.wallet,
+            s.kind.label(),
+            s.signer,
+            s.balance,
+            if s.allowance_ok {
+                ""
+            } else {
+                " (NO ALLOWANCE: orders will be refused)"
+            },
+            s.open_orders,
+            risk.max_stake,
+            risk.max_entry_price,
+            risk.max_drawdown_pct,
+            risk.daily_loss_limit,
+            risk.max_spread,
+            risk.min_seconds_to_close,
+            capital
+        );
+        for n in &s.notes {
+            let _ = writeln!(err, "  reconciled   {n}");
+        }
+        if pre_confirmed {
+            let _ = writeln!(err, "  confirmed with --yes-i-understand-real-money\n");
+            return true;
+        }
+        if !std::io::stdin().is_terminal() {
+            let _ = writeln!(
+                err,
+                "not confirmed: pass --yes-i-understand-real-money, or run in a terminal to confirm"
+            );
+            return false;
+        }
+        let _ = write!(err, "Type \"{CONSENT_PHRASE}\" to start: ");
+        let _ = err.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        answer.trim() == CONSENT_PHRASE
+    };
+    Ok(LiveTrading {
+        credentials,
+        settings,
+        confirm: Arc::new(confirm),
+    })
 }
 
 /// The message for a live session that cannot get its data.

@@ -22,6 +22,7 @@
 
 pub mod account;
 pub mod journal;
+pub mod orders;
 pub mod records;
 
 pub use account::Account;

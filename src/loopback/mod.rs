@@ -15,7 +15,8 @@
 //! | CLOB WS | `ws://127.0.0.1:P/clob-ws` | `/ws/market` |
 //! | Coinbase | `http://127.0.0.1:P/coinbase` | `/v2/prices/BTC-USD/spot` |
 //! | CoinGecko | `http://127.0.0.1:P/coingecko` | `/api/v3/simple/price?ids=bitcoin&vs_currencies=usd` |
-//! | control | `http://127.0.0.1:P/control` | `POST /fault` ([`FaultSpec`] JSON), `GET /stats`, `GET /clock` |
+//! | CLOB trading | `http://127.0.0.1:P/clob/` ([`Urls::clob_sdk_host`]) | L1/L2 auth, `POST`/`DELETE /order`, `/data/orders`, `/data/trades`, `/balance-allowance`, … ([`orders`]) |
+//! | control | `http://127.0.0.1:P/control` | `POST /fault` ([`FaultSpec`] JSON), `GET /stats`, `GET /clock`, `POST /order-fault` ([`OrderFault`]), `GET /orders` (orders received) |
 //!
 //! What is served (formats from `shared/reference/polymarket-api.md` §1, §3.1, §4.1, §5, §7):
 //! - Binance klines and kline/aggTrade/trade events of the recorded week
@@ -41,10 +42,12 @@
 //! thread, so blocking and async tests alike can use it, and stops when the [`Running`]
 //! handle is dropped. `cargo run --bin updown-loopback -- --speed 60` runs it by hand.
 
+pub mod auth;
 pub mod clock;
 pub mod data;
 pub mod faults;
 pub mod market;
+pub mod orders;
 pub mod stats;
 
 mod binance;
@@ -57,6 +60,9 @@ pub use clock::VirtualClock;
 pub use data::{VenueData, WINDOW_SECS, WindowInfo};
 pub use faults::{FaultSpec, Faults, Service};
 pub use market::{Phase, ResolutionFault};
+pub use orders::{
+    ExchangeConfig, ExchangeHandle, OrderFault, OrderView, ReceivedOrder, TradeView, WalletConfig,
+};
 pub use stats::Stats;
 
 use std::collections::HashMap;
@@ -156,6 +162,9 @@ pub struct LoopbackConfig {
     /// Whether Gamma markets carry the `feeSchedule` block (`crypto_fees_v2`, rate 0.07)
     /// seen live since mid-2026; off, they are as the recorded template (`crypto_fees`).
     pub fee_schedule: bool,
+    /// The CLOB V2 trading side: the wallet (signer, signature type, funder, pUSD), fee
+    /// rate, minimum size and settlement time.
+    pub exchange: ExchangeConfig,
 }
 
 impl Default for LoopbackConfig {
@@ -179,6 +188,7 @@ impl Default for LoopbackConfig {
             book_size_scale: 0.05,
             sigma_per_minute: 0.0006,
             fee_schedule: false,
+            exchange: ExchangeConfig::default(),
         }
     }
 }
@@ -252,7 +262,7 @@ impl LoopbackConfig {
         if !(self.sigma_per_minute.is_finite() && self.sigma_per_minute > 0.0) {
             return bad("sigma_per_minute must be positive".into());
         }
-        Ok(())
+        self.exchange.validate()
     }
 }
 
@@ -278,6 +288,13 @@ pub struct Urls {
 }
 
 impl Urls {
+    /// The CLOB host to give `polymarket_client_sdk_v2::clob::Client::new`: the CLOB REST
+    /// base with a trailing `/` (the SDK appends paths to its host as text, so without it
+    /// `…/clob` + `order` would be `…/cloborder`).
+    pub fn clob_sdk_host(&self) -> String {
+        format!("{}/", self.clob_rest)
+    }
+
     fn new(addr: SocketAddr) -> Self {
         let http = format!("http://{addr}");
         let ws = format!("ws://{addr}");
@@ -382,6 +399,11 @@ impl Running {
     /// The fault-injection handle.
     pub fn faults(&self) -> Faults {
         self.app.faults.clone()
+    }
+
+    /// The trading side: order faults, every order received, orders, trades, balance.
+    pub fn exchange(&self) -> ExchangeHandle {
+        ExchangeHandle::new(self.app.exchange.clone())
     }
 
     /// A snapshot of what has been served.

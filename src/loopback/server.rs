@@ -11,7 +11,7 @@ use super::data::VenueData;
 use super::faults::{FaultSpec, Faults, HttpFault, Service, malform, truncate};
 use super::market::{Model, ModelConfig};
 use super::stats::StatsHandle;
-use super::{LoopbackConfig, LoopbackError, binance, polymarket, spot};
+use super::{LoopbackConfig, LoopbackError, binance, orders, polymarket, spot};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -38,13 +38,15 @@ pub(crate) struct App {
     pub clock: VirtualClock,
     pub faults: Faults,
     pub stats: StatsHandle,
+    /// The CLOB V2 trading side (`orders.rs`).
+    pub exchange: Arc<orders::Exchange>,
 }
 
 pub(crate) type Shared = Arc<App>;
 
 /// Lets a handler close the TCP connection its request came on.
 #[derive(Clone, Debug)]
-struct ConnKill(Arc<Notify>);
+pub(crate) struct ConnKill(pub(crate) Arc<Notify>);
 
 type Started = Result<(SocketAddr, Shared), LoopbackError>;
 
@@ -101,8 +103,10 @@ pub(crate) fn run(
                 fee_schedule: cfg.fee_schedule,
             },
         );
+        let clock = VirtualClock::new(cfg.start_ms(), cfg.speed);
         let app = Arc::new(App {
-            clock: VirtualClock::new(cfg.start_ms(), cfg.speed),
+            exchange: Arc::new(orders::Exchange::new(cfg.exchange.clone(), clock)),
+            clock,
             cfg,
             model,
             faults: Faults::new(),
@@ -120,6 +124,7 @@ fn router(app: Shared) -> Router {
     Router::new()
         .merge(binance::routes())
         .merge(polymarket::routes())
+        .merge(orders::routes())
         .merge(spot::routes())
         .route("/control/fault", post(control_fault))
         .route("/control/stats", get(control_stats))

@@ -20,6 +20,13 @@
 //! Nothing here reads a file of recorded data: a session without network fails at once
 //! with [`LiveError::Feed`], naming the host it could not reach.
 //!
+//! With [`LiveSpec::trading`] (`updown run --live`) the venue is the live venue
+//! ([`LiveVenue`]): real orders on Polymarket's CLOB V2. Before the session is created or
+//! resumed, it authenticates, loads the wallet's state and reconciles the order records
+//! with the venue (no snapshot, no session), then asks [`LiveTrading::confirm`] with what it
+//! found; orders the venue filled for windows this session already decided without booking
+//! them are reported; a halt, at start or at the end, cancels the wallet's open orders.
+//!
 //! [`Engine`]: super::Engine
 
 use super::clock::WallClock;
@@ -33,6 +40,8 @@ use crate::ledger::journal::{JournalEvent, JournalObserver};
 use crate::ledger::records::{PredictionRecord, TradeRecord};
 use crate::ledger::{LEDGER_FILE, Ledger, SessionStatus};
 use crate::script::ScriptStrategy;
+use crate::venue::Venue;
+use crate::venue::live::{AccountSnapshot, Credentials, LiveTradingConfig, LiveVenue, Trader};
 use crate::venue::paper::{PaperConfig, PaperVenue};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -61,6 +70,29 @@ pub struct LiveSpec {
     pub watch: bool,
     /// Where to send [`LiveEvent`]s for a display; `None` sends nothing.
     pub events: Option<Sender<LiveEvent>>,
+    /// Real orders instead of paper fills (`updown run --live`); `None` trades paper money.
+    pub trading: Option<LiveTrading>,
+}
+
+/// What a session placing real orders needs: the wallet, the CLOB settings, and the
+/// trader's consent, asked once the wallet's state is known and before any order.
+#[derive(Clone)]
+pub struct LiveTrading {
+    /// The wallet's secrets (from the environment or `.env`).
+    pub credentials: Credentials,
+    /// Where and how orders are sent.
+    pub settings: LiveTradingConfig,
+    /// Shown the wallet, its balance and reconciliation notes; `true` to go on.
+    pub confirm: Arc<dyn Fn(&AccountSnapshot) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for LiveTrading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveTrading")
+            .field("credentials", &self.credentials)
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 /// What a running live session tells a display.
@@ -167,8 +199,36 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
         );
     }
 
-    let run_key = run_key(&spec.strategy, config, &spec.overrides, count);
+    let mut run_key = run_key(&spec.strategy, config, &spec.overrides, count);
+    if spec.trading.is_some() {
+        // Real money is another run: a paper session is never resumed with real orders,
+        // nor a live one with paper fills.
+        run_key.push_str(":orders");
+    }
     let mut ledger = Ledger::open(&out_dir.join(LEDGER_FILE)).map_err(SessionError::from)?;
+    // Real orders: authenticate, load the wallet's state and reconcile the order records
+    // before anything else happens; no snapshot or no consent, no session.
+    let clock_ms = clock;
+    let paper = PaperVenue::with_clock(paper_config(config), Arc::new(move || clock_ms.now_ms()))
+        .map_err(|e| SessionError::Setup(format!("paper venue: {e}")))?;
+    let (mut paper, mut live) = (Some(paper), None);
+    if let Some(t) = &spec.trading
+        && let Some(p) = paper.take()
+    {
+        let (venue, snapshot) =
+            LiveVenue::connect(p, &t.credentials, t.settings.clone(), ledger.path())
+                .map_err(|e| SessionError::Setup(format!("live trading: {e}")))?;
+        if !(t.confirm)(&snapshot) {
+            return Err(
+                SessionError::Setup("live trading not confirmed; nothing was sent".into()).into(),
+            );
+        }
+        if ledger.halt().map_err(SessionError::from)?.is_some() {
+            // A latched halt keeps trading stopped; make sure nothing rests on the book.
+            cancel_on_halt(&venue.trader());
+        }
+        live = Some(venue);
+    }
     let existing = ledger.find_session(&run_key).map_err(SessionError::from)?;
     let resumable = existing.filter(|row| !spec.fresh && row.status == SessionStatus::Running);
     let resumed_first_start = match &resumable {
@@ -229,16 +289,21 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
         ),
     }
 
-    let clock_ms = clock;
-    let mut venue =
-        PaperVenue::with_clock(paper_config(config), Arc::new(move || clock_ms.now_ms()))
-            .map_err(|e| SessionError::Setup(format!("paper venue: {e}")))?;
     // Subscribe to the first window's books now, so its decision finds them live.
-    if let Some(w) = windows.get(session.next_index as usize)
-        && let Err(e) = venue.prepare(w)
+    if let (Some(w), Some(p)) = (windows.get(session.next_index as usize), paper.as_mut())
+        && let Err(e) = p.prepare(w)
     {
         tracing::debug!("{}: not ready yet ({e}); the quote will retry", w.slug);
     }
+    if let Some(l) = &live {
+        report_unbooked(l, &ledger, session.id, &windows, session.next_index)?;
+    }
+    let trader = live.as_ref().map(LiveVenue::trader);
+    let venue: Box<dyn Venue> = match (live, paper) {
+        (Some(l), _) => Box::new(l),
+        (None, Some(p)) => Box::new(p),
+        (None, None) => return Err(SessionError::Setup("no venue".into()).into()),
+    };
 
     let observer = spec.events.clone().map(|tx| {
         let _ = tx.send(LiveEvent::Started(LiveStart {
@@ -291,7 +356,49 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
         venue,
         stop,
     )?;
+    if let (Some(t), Some(super::Ending::Halted(_))) = (&trader, &outcome.ending) {
+        cancel_on_halt(t);
+    }
     Ok(outcome)
+}
+
+/// Log, loudly, any order that filled on the venue for a window this session has already
+/// decided without booking it (its answer was lost before a halt or crash).
+fn report_unbooked(
+    venue: &LiveVenue,
+    ledger: &Ledger,
+    session: i64,
+    windows: &[Window],
+    next_index: u32,
+) -> Result<(), LiveError> {
+    let decided: Vec<i64> = windows
+        .iter()
+        .take(next_index as usize)
+        .map(|w| w.start)
+        .collect();
+    let booked: std::collections::HashSet<i64> = ledger
+        .predictions(session)
+        .map_err(SessionError::from)?
+        .iter()
+        .filter_map(|l| serde_json::from_str::<PredictionRecord>(l).ok())
+        .filter(|p| p.stake_approved.is_some())
+        .map(|p| p.interval_start)
+        .collect();
+    for line in venue
+        .unbooked(&decided, &booked)
+        .map_err(|e| SessionError::Setup(e.to_string()))?
+    {
+        tracing::error!("{line}");
+    }
+    Ok(())
+}
+
+/// A halt cancels the wallet's open orders.
+fn cancel_on_halt(trader: &Trader) {
+    match trader.cancel_all() {
+        Ok(n) => tracing::warn!("trading halted: {n} open order(s) cancelled"),
+        Err(e) => tracing::error!("trading halted but cancelling open orders failed: {e}"),
+    }
 }
 
 fn run_key(strategy: &Path, config: &Config, overrides: &toml::Table, count: u32) -> String {

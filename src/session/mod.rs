@@ -471,7 +471,24 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         let mut fill = None;
         let mut halt = None;
 
-        if !self.feed.covers(window.start, window.end) {
+        // An order the venue already filled for this window before a crash: recorded as
+        // the window's position, never decided (and sent) again.
+        let recovered = match self.venue.recovered_fill(window) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("{}  recovering its order failed: {e}", window.slug);
+                None
+            }
+        };
+        if let Some(f) = recovered {
+            record.side = f.side.as_str().into();
+            record.verdict = "approved".into();
+            record.stake_approved = Some(f.stake);
+            record.reason = "order placed before a restart, recovered from the venue".into();
+            record.reason_code = Some("recovered".into());
+            self.session.account.open(&f);
+            fill = Some(f);
+        } else if !self.feed.covers(window.start, window.end) {
             record.reason_code = Some("data_gap".into());
             record.detail = Some(
                 "the recorded data has no complete candles for this window; not guessed".into(),

@@ -8,6 +8,7 @@
 //! ([`fee`]) in every mode. A backtest given Polymarket's recorded results uses
 //! [`OutcomesVenue`]: the replay venue's quotes and fills, settled from those results.
 
+pub mod live;
 pub mod outcomes;
 pub mod paper;
 pub mod polymarket;
@@ -176,6 +177,41 @@ pub trait Venue {
     /// "not known yet, ask again" (paper and live venues).
     fn pending_resolution(&self) -> PendingResolution {
         PendingResolution::Void
+    }
+
+    /// An entry this venue already made for `window` that the session has not recorded:
+    /// the process died between the order and the decision's commit. The session records
+    /// it as the window's position instead of deciding the window again. Only the live
+    /// venue, which keeps its own order records, has any (default: none).
+    fn recovered_fill(&mut self, _window: &Window) -> Result<Option<Fill>, VenueError> {
+        Ok(None)
+    }
+}
+
+impl<V: Venue + ?Sized> Venue for Box<V> {
+    fn quote(&mut self, window: &Window) -> Result<Quote, VenueError> {
+        (**self).quote(window)
+    }
+    fn execute(
+        &mut self,
+        window: &Window,
+        stake: &Stake,
+        quote: &Quote,
+    ) -> Result<Fill, VenueError> {
+        (**self).execute(window, stake, quote)
+    }
+    fn resolve(
+        &mut self,
+        window: &Window,
+        history: &[Candle],
+    ) -> Result<Option<Resolution>, VenueError> {
+        (**self).resolve(window, history)
+    }
+    fn pending_resolution(&self) -> PendingResolution {
+        (**self).pending_resolution()
+    }
+    fn recovered_fill(&mut self, window: &Window) -> Result<Option<Fill>, VenueError> {
+        (**self).recovered_fill(window)
     }
 }
 
