@@ -141,6 +141,9 @@ struct Row {
     figure: String,
     target: String,
     met: Option<bool>,
+    /// The 1-minute load average when the figure was taken (other processes' share of
+    /// the 2 cores shows in every timing).
+    load: String,
 }
 
 #[derive(Default)]
@@ -156,6 +159,7 @@ impl Table {
             figure: figure.into(),
             target: String::new(),
             met: None,
+            load: Machine::load_1min(),
         });
         self.print_last();
     }
@@ -174,6 +178,7 @@ impl Table {
             figure: figure.into(),
             target: target.into(),
             met: Some(met),
+            load: Machine::load_1min(),
         });
         self.print_last();
     }
@@ -196,7 +201,8 @@ impl Table {
             if r.section != section {
                 section = r.section;
                 out.push_str(&format!(
-                    "\n**{section}**\n\n| measure | figure | target | |\n| --- | ---: | --- | --- |\n"
+                    "\n**{section}** (1-minute load average {})\n\n| measure | figure | target | |\n| --- | ---: | --- | --- |\n",
+                    r.load
                 ));
             }
             let met = match r.met {
@@ -309,6 +315,14 @@ impl Machine {
             mem_gib: mem_kib / 1024.0 / 1024.0,
             load: Machine::loadavg(),
         }
+    }
+
+    fn load_1min() -> String {
+        Machine::loadavg()
+            .split_whitespace()
+            .next()
+            .unwrap_or("unknown")
+            .to_string()
     }
 
     fn loadavg() -> String {
@@ -807,12 +821,14 @@ fn memory(data_dir: &Path, scratch: &Path, table: &mut Table) -> anyhow::Result<
     if !status.success() {
         bail!("updown backtest over the joined files failed: {status}");
     }
+    // The joined span's windows, most of them in the gaps between the files (journaled as
+    // `data_gap`), as the summary's `windows` line gives them.
     let windows = stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("windows "))
         .and_then(|l| l.split_whitespace().next())
-        .unwrap_or("?")
-        .to_string();
+        .and_then(|n| n.parse::<u64>().ok())
+        .map_or_else(|| "?".to_string(), |n| thousands(n as f64));
     let candles = BacktestData::load(&files, None, 300)?.candles.len();
     let mb = peak as f64 / 1024.0;
     table.check(
@@ -954,6 +970,13 @@ fn sweep(
                 ms(cpu),
                 cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)
             ),
+        );
+    }
+    if let [Some((_, cpu1)), Some((_, cpu2))] = best {
+        table.add(
+            section,
+            "CPU time of the sweep, 2 threads over 1 (1.00 = no parallel overhead)",
+            format!("{:.2}", cpu2.as_secs_f64() / cpu1.as_secs_f64().max(1e-9)),
         );
     }
     if let [Some((one, _)), Some((two, _))] = best {

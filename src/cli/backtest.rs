@@ -147,8 +147,9 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         None => {}
     }
     // The console gets warnings only (the progress bar shows the pace); the log file in the
-    // output folder gets everything.
-    logging::init(&out, true)?;
+    // output folder gets everything, written out in blocks until `_log` is dropped when the
+    // command returns.
+    let _log = logging::init_batched(&out, true)?;
     let overrides = parse_param_overrides(&args.params)?;
     let axes = args
         .sweeps

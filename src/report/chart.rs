@@ -151,15 +151,60 @@ fn prepare(records: Curve<'_>, report: &Report) -> ChartData {
             format!("−{:.2}% ({})", dd.max_pct.round_dp(2), usd(te)),
         ));
     }
+    let span = (first, end);
     ChartData {
         title,
         subtitle,
-        equity,
-        drawdown,
+        equity: thin(equity, span),
+        drawdown: thin(drawdown, span),
         start_capital: money(records.starting_capital),
         x: (time(first), time(end)),
         marks,
     }
+}
+
+/// At most four points per pixel column of the chart — the first, the lowest, the highest and
+/// the last that fall in it, in time order — so a long session draws the same lines from a
+/// few thousand points instead of two per trade (a 10,000-trade backtest spent more time
+/// drawing its charts than computing its report). Shorter series are kept whole.
+fn thin(points: Vec<(DateTime<Utc>, f64)>, (t0, t1): (i64, i64)) -> Vec<(DateTime<Utc>, f64)> {
+    let columns = SIZE.0 as usize;
+    if points.len() <= 4 * columns {
+        return points;
+    }
+    let span = (t1 - t0).max(1) as f64;
+    let column = |t: &DateTime<Utc>| {
+        let x = (t.timestamp() - t0) as f64 / span * columns as f64;
+        (x.max(0.0) as usize).min(columns - 1)
+    };
+    let mut kept = Vec::with_capacity(4 * columns + 1);
+    let mut i = 0;
+    while i < points.len() {
+        let col = column(&points[i].0);
+        let (mut lo, mut hi, mut last) = (i, i, i);
+        let mut j = i + 1;
+        while j < points.len() && column(&points[j].0) == col {
+            if points[j].1 < points[lo].1 {
+                lo = j;
+            }
+            if points[j].1 > points[hi].1 {
+                hi = j;
+            }
+            last = j;
+            j += 1;
+        }
+        let mut picks = [i, lo, hi, last];
+        picks.sort_unstable();
+        let mut previous = None;
+        for k in picks {
+            if previous != Some(k) {
+                kept.push(points[k]);
+                previous = Some(k);
+            }
+        }
+        i = j;
+    }
+    kept
 }
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
@@ -298,4 +343,30 @@ pub fn write_svg(path: &Path, records: Curve<'_>, report: &Report) -> Result<(),
     register_bundled_font().map_err(err)?;
     let data = prepare(records, report);
     draw(SVGBackend::new(path, SIZE).into_drawing_area(), &data).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_each_columns_first_extremes_and_last_in_time_order() {
+        let short: Vec<_> = (0..100).map(|i| (time(i), i as f64)).collect();
+        assert_eq!(thin(short.clone(), (0, 100)), short);
+
+        // 100 points in every pixel column, a zigzag with a spike in column 7.
+        let n = SIZE.0 as i64 * 100;
+        let mut long: Vec<_> = (0..n).map(|i| (time(i), (i % 3) as f64)).collect();
+        long[750].1 = 50.0;
+        long[751].1 = -50.0;
+        let kept = thin(long.clone(), (0, n));
+        assert!(kept.len() <= 4 * SIZE.0 as usize, "{} points", kept.len());
+        assert_eq!(kept.first(), long.first());
+        assert_eq!(kept.last(), long.last());
+        assert!(kept.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(kept.contains(&long[750]) && kept.contains(&long[751]));
+        let hi = kept.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+        let lo = kept.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+        assert_eq!((lo, hi), (-50.0, 50.0));
+    }
 }

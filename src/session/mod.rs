@@ -527,12 +527,13 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                             record.reason_code = Some(failure.kind.code().into());
                             halt = self.count_failure(t);
                         }
-                        Ok((decision, stake_ask)) => {
+                        Ok((mut decision, stake_ask)) => {
                             record.side = decision.side.map_or("skip", |s| s.as_str()).into();
                             record.confidence = decision.confidence;
                             record.prob = decision.prob;
-                            record.reason = decision.reason.clone();
-                            record.features = decision.features.clone();
+                            // Moved, not copied: the gate reads only the side.
+                            record.reason = std::mem::take(&mut decision.reason);
+                            record.features = std::mem::take(&mut decision.features);
                             if let Some(ask) = stake_ask {
                                 record.stake_asked = Some(match &ask {
                                     StakeAsk::Usd(x) => format!("{x}"),
@@ -600,15 +601,12 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                 fill: f,
             });
         }
-        let verdict = match (&record.stake_approved, &record.reason_code) {
-            (Some(stake), _) => format!("approved ${stake:.2}"),
-            (None, Some(code)) => format!("{} ({code})", record.verdict),
-            (None, None) => record.verdict.clone(),
-        };
+        // The line's arguments are formatted only when some subscriber logs it.
         tracing::info!(
-            "{}  {} {verdict} — {}",
+            "{}  {} {} — {}",
             window.slug,
             record.side.to_uppercase(),
+            verdict_text(&record),
             record.reason
         );
         if let Some(h) = &halt {
@@ -756,6 +754,15 @@ pub fn market_view(quote: &Quote) -> MarketView {
         fee_rate: f(quote.fee_rate),
         tick_size: f(quote.tick_size),
         min_order_size: f(quote.min_order_shares),
+    }
+}
+
+/// The verdict as the decision line shows it: `approved $5.00`, `skipped (script_skip)`.
+fn verdict_text(record: &PredictionRecord) -> String {
+    match (&record.stake_approved, &record.reason_code) {
+        (Some(stake), _) => format!("approved ${stake:.2}"),
+        (None, Some(code)) => format!("{} ({code})", record.verdict),
+        (None, None) => record.verdict.clone(),
     }
 }
 
