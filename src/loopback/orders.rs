@@ -804,6 +804,13 @@ async fn take(req: Request) -> Result<Call, Box<Response>> {
     })
 }
 
+/// The request of an L2-authenticated endpoint, and whose API key signed it.
+async fn authed(ex: &Exchange, req: Request) -> Result<(Call, ApiCreds), Box<Response>> {
+    let call = take(req).await?;
+    let creds = authenticate(ex, &call)?;
+    Ok((call, creds))
+}
+
 /// L2 authentication of `call`: the credentials it was signed with, or the 401 answer.
 fn authenticate(ex: &Exchange, call: &Call) -> Result<ApiCreds, Box<Response>> {
     let unauthorized = || Box::new(error(StatusCode::UNAUTHORIZED, UNAUTHORIZED));
@@ -1040,12 +1047,8 @@ async fn derive_key(State(app): State<Shared>, req: Request) -> Response {
 }
 
 async fn api_keys(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (_, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let keys: Vec<String> = app
@@ -1060,12 +1063,8 @@ async fn api_keys(State(app): State<Shared>, req: Request) -> Response {
 }
 
 async fn delete_key(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (_, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     app.exchange.lock().keys.remove(&creds.key);
@@ -1897,12 +1896,8 @@ fn cancel_where(
 }
 
 async fn cancel_order(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (call, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let id = serde_json::from_slice::<Value>(&call.body)
@@ -1921,12 +1916,8 @@ async fn cancel_order(State(app): State<Shared>, req: Request) -> Response {
 }
 
 async fn cancel_orders(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (call, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let Ok(ids) = serde_json::from_slice::<Vec<String>>(&call.body) else {
@@ -1940,12 +1931,8 @@ async fn cancel_orders(State(app): State<Shared>, req: Request) -> Response {
 }
 
 async fn cancel_all(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (_, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let mut s = app.exchange.lock();
@@ -1953,12 +1940,8 @@ async fn cancel_all(State(app): State<Shared>, req: Request) -> Response {
 }
 
 async fn cancel_market(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (call, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let v = serde_json::from_slice::<Value>(&call.body).unwrap_or(Value::Null);
@@ -2047,12 +2030,8 @@ fn page(data: Vec<Value>) -> Response {
 }
 
 async fn get_order(State(app): State<Shared>, Path(id): Path<String>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (_, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let s = app.exchange.lock();
@@ -2067,12 +2046,8 @@ async fn get_order(State(app): State<Shared>, Path(id): Path<String>, req: Reque
 }
 
 async fn get_orders(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (call, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let q = &call.query;
@@ -2095,12 +2070,8 @@ async fn get_orders(State(app): State<Shared>, req: Request) -> Response {
 }
 
 async fn get_trades(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (call, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let q = &call.query;
@@ -2131,12 +2102,8 @@ async fn get_trades(State(app): State<Shared>, req: Request) -> Response {
 }
 
 async fn balance_allowance(State(app): State<Shared>, req: Request) -> Response {
-    let call = match take(req).await {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let creds = match authenticate(&app.exchange, &call) {
-        Ok(c) => c,
+    let (call, creds) = match authed(&app.exchange, req).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
     let q = &call.query;
