@@ -341,6 +341,12 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         Ok(true)
     }
 
+    /// Session time now on a clock that runs on its own, never before `t`; `t` itself on a
+    /// simulated clock, which is wherever the session last waited.
+    fn now_or(&self, t: i64) -> i64 {
+        self.clock.now().map_or(t, |now| now.max(t))
+    }
+
     /// Settle `pos`; `false` when the venue does not know the outcome yet.
     fn settle(&mut self, pos: &OpenPosition, window: &Window) -> Result<bool, SessionError> {
         let resolution = {
@@ -418,10 +424,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         // The equity point belongs to the moment of settlement: on a live clock a late
         // resolution settles after later windows did, and a point at its window's end would
         // put the newest equity before older points on the curve.
-        let at = self
-            .clock
-            .now()
-            .map_or(window.end, |now| now.max(window.end));
+        let at = self.now_or(window.end);
         self.ledger.record_settlement(
             self.session.id,
             window.start,
@@ -505,7 +508,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             let quote = self.venue.quote(window);
             // Finding the market and its book can take a while (Gamma retries, a book to
             // wait for): a quote that arrives too late is not traded on either.
-            let late_after_quote = self.clock.now().map_or(0, |now| now - t);
+            let late_after_quote = self.now_or(t) - t;
             match quote {
                 Err(e) => {
                     record.reason_code = Some(e.code().into());
@@ -698,7 +701,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             halted: false,
             data: self.data_health(t),
             // On a wall clock, the time actually left (the quote and the script took some).
-            seconds_to_close: window.end - self.clock.now().map_or(t, |now| now.max(t)),
+            seconds_to_close: window.end - self.now_or(t),
         };
         let verdict = self.gate.check(&input);
         if let Some(p) = self.latency.as_mut() {
