@@ -39,11 +39,14 @@
 //! The sessions are heavy for a 2-core machine, so they take turns (one global lock), and
 //! every wait is bounded.
 
+mod common;
+
+use common::{Ran, lines};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use updown::domain::Side;
@@ -513,12 +516,6 @@ struct Timeline {
     settled_at: BTreeMap<i64, i64>,
 }
 
-struct Ran {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
 struct Session {
     v: Running,
     config: PathBuf,
@@ -544,15 +541,6 @@ fn write_config(dir: &Path, v: &Running) -> PathBuf {
     let path = dir.join("config.toml");
     std::fs::write(&path, text).expect("writing the config");
     path
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Window starts of the complete journal lines in `path` (a line still being written is

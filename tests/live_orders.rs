@@ -7,16 +7,18 @@
 //!
 //! Sessions run at 300× (a window per real second) and take turns, as in `live_session.rs`.
 
+mod common;
+
+use common::{Ran, finish, predictions, trades};
 use rusqlite::Connection;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use updown::ledger::records::{PredictionRecord, TradeRecord};
+use std::time::Duration;
+use updown::ledger::records::PredictionRecord;
 use updown::loopback::auth::{ANVIL_ADDRESS, ApiCreds};
 use updown::loopback::{LoopbackConfig, LoopbackVenue, OrderFault, Running};
 
@@ -79,67 +81,6 @@ fn command(dir: &Path, config: &Path, out: &Path, intervals: u32, confirm: bool)
         c.arg("--yes-i-understand-real-money");
     }
     c
-}
-
-struct Ran {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-fn finish(mut child: Child, limit: Duration) -> Ran {
-    let until = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("waiting for updown") {
-            break s;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("updown did not finish within {limit:?}; stderr:\n{err}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    Ran {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn predictions(out: &Path) -> Vec<PredictionRecord> {
-    lines(&out.join("predictions.jsonl"))
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a prediction line"))
-        .collect()
-}
-
-fn trades(out: &Path) -> Vec<TradeRecord> {
-    lines(&out.join("trades.jsonl"))
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a trade line"))
-        .collect()
 }
 
 /// One order as the ledger has it.

@@ -7,14 +7,16 @@
 //! The sessions are heavy for a 2-core machine (a venue, a session, a feed and a paper
 //! venue at 300×), so the tests here take turns.
 
-use std::io::Read;
+mod common;
+
+use common::{finish, lines, predictions, trades};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use updown::domain::Side;
 use updown::feed::{Candle, load_csv};
-use updown::ledger::records::{PredictionRecord, TradeRecord};
+use updown::ledger::records::PredictionRecord;
 use updown::loopback::{FaultSpec, LoopbackConfig, LoopbackVenue, Running, Service, data};
 
 const BIN: &str = env!("CARGO_BIN_EXE_updown");
@@ -65,68 +67,6 @@ fn command(config: &Path, out: &Path, intervals: u32) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
-}
-
-struct Ran {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Waits for `child` at most `limit` (then kills it and fails).
-fn finish(mut child: Child, limit: Duration) -> Ran {
-    let until = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("waiting for updown") {
-            break s;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("updown did not finish within {limit:?}; stderr:\n{err}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    Ran {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn predictions(out: &Path) -> Vec<PredictionRecord> {
-    lines(&out.join("predictions.jsonl"))
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a prediction line"))
-        .collect()
-}
-
-fn trades(out: &Path) -> Vec<TradeRecord> {
-    lines(&out.join("trades.jsonl"))
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("a trade line"))
-        .collect()
 }
 
 /// Waits until `out` holds at least `n` predictions.
