@@ -866,23 +866,21 @@ fn a_backtest_starts_fresh_even_where_an_earlier_session_halted() {
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
-    // The shipped config ($100, 30% drawdown halt) halts rsi_ema on the first day.
+    // The shipped config ($100, 30% drawdown halt) halts rsi_ema on the first day. (A folder
+    // whose ledger records an `updown run` is refused instead: tests/hardening.rs.)
     let halted = updown(&[
-        "run",
+        "backtest",
         "--strategy",
         RSI_EMA,
-        "--replay",
+        "--data",
         PM_BINANCE,
-        "--intervals",
-        "2000",
-        "--no-reload",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(
-        halted.code,
-        Some(3),
+    assert_eq!(halted.code, Some(0), "{}", halted.stderr);
+    assert!(
+        halted.stdout.starts_with("Backtest HALTED"),
         "precondition: a latched halt\n{}",
         halted.stdout
     );

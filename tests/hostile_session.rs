@@ -292,6 +292,17 @@ const PER_CALL: &[Case] = &[
             Fails("script_memory", &["`this` must stay a map"]),
         )
     },
+    Case {
+        // The case that broke only after a resume: a closure over ctx kept in memory.
+        params: &["keep=closure"],
+        ..case(
+            "memory_not_data.rhai",
+            Fails(
+                "script_memory",
+                &["this.nested.list[6] holds a function pointer or closure"],
+            ),
+        )
+    },
 ];
 
 const STAKES: &[Case] = &[

@@ -45,6 +45,9 @@ grow = true
 
 [params.memory_not_map]
 clobber = true
+
+[params.memory_not_data]
+keep = \"closure\"
 ";
 
 struct Run {
@@ -406,6 +409,15 @@ fn expectations() -> BTreeMap<&'static str, Says> {
                 "script_memory",
                 "predict",
                 &["`this` must stay a map"],
+                None,
+            ),
+        ),
+        (
+            "memory_not_data.rhai",
+            Smoke(
+                "script_memory",
+                "predict",
+                &["this.nested.list[6] holds a function pointer or closure"],
                 None,
             ),
         ),

@@ -928,3 +928,46 @@ fn same_inputs_give_identical_decisions() {
     let c = ctx_n(500, Map::new());
     assert_eq!(predict_ok(&mut s, &c), predict_ok(&mut s, &c));
 }
+
+#[test]
+fn only_data_may_enter_memory_in_every_run_alike() {
+    // A closure or a ctx handle used to be saved as a string: the uninterrupted run went on,
+    // the same run resumed from its saved memory failed. Now the call that keeps one fails,
+    // the memory before it stays, and the next call goes on — resumed or not.
+    let mut s = load(&hostile("memory_not_data.rhai"));
+    predict_ok(&mut s, &ctx());
+    let before = memory(&s);
+    assert_eq!(before["count"], 1);
+    for (keep, holds, at) in [
+        (
+            "closure",
+            "function pointer or closure",
+            "this.nested.list[6]",
+        ),
+        ("ctx", "Ctx", "this.handle.inner[0]"),
+        ("char", "char", "this.letter"),
+        ("blob", "blob", "this.bytes"),
+        ("nan", "NaN", "this.ratio"),
+    ] {
+        let f = predict_fails(
+            &mut s,
+            &ctx_with(&[("keep", keep.into())]),
+            FailureKind::Memory,
+        );
+        assert!(f.message.contains(at), "{keep}: {f}");
+        assert!(f.message.contains(holds), "{keep}: {f}");
+        assert_eq!(
+            memory(&s),
+            before,
+            "{keep}: the memory before the call stays"
+        );
+    }
+    // Nested data of every kind is fine, and survives the trip through JSON unchanged.
+    assert_eq!(predict_ok(&mut s, &ctx()).reason, "memory");
+    let saved = s.memory_json().expect("memory");
+    let mut resumed = load(&hostile("memory_not_data.rhai"));
+    resumed.restore_memory(&saved).expect("restores");
+    assert_eq!(memory(&resumed), memory(&s));
+    predict_ok(&mut resumed, &ctx());
+    assert_eq!(memory(&resumed)["count"], 3);
+}

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use updown::config::parse_param_overrides;
 use updown::feed::Outcomes;
+use updown::ledger::lock::FolderLock;
 use updown::report::{Written, write_report_curve};
 use updown::session::Ending;
 use updown::session::backtest::{
@@ -82,7 +83,7 @@ pub struct BacktestArgs {
     jobs: Option<u32>,
     /// Exit 1 unless the run's fingerprint is this one (64 hex digits, or a prefix of at
     /// least 12).
-    #[arg(long, value_name = "HEX", conflicts_with = "sweeps")]
+    #[arg(long, value_name = "HEX", conflicts_with = "sweeps", value_parser = parse_fingerprint)]
     expect_fingerprint: Option<String>,
     /// Also rerun the backtest with the data cut right after the decision time of a few
     /// sample windows spread over the range, and fail (exit 1) if any decision up to a cut
@@ -107,6 +108,24 @@ fn parse_from(s: &str) -> Result<i64, String> {
 
 fn parse_to(s: &str) -> Result<i64, String> {
     parse_bound(s, true)
+}
+
+/// A fingerprint to expect: checked before the run, so a mistyped one fails at once instead
+/// of after a long backtest, with "drift" blamed on the strategy.
+fn parse_fingerprint(s: &str) -> Result<String, String> {
+    let hex = s.trim();
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{s:?} is not a fingerprint: use the hex digits (0-9, a-f) `updown backtest` prints after `fingerprint`"
+        ));
+    }
+    if !(12..=64).contains(&hex.len()) {
+        return Err(format!(
+            "{s:?} has {} hex digits; give all 64 or a prefix of at least 12",
+            hex.len()
+        ));
+    }
+    Ok(hex.to_ascii_lowercase())
 }
 
 fn parse_sort_key(s: &str) -> Result<SortKey, String> {
@@ -149,6 +168,12 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
     // The console gets warnings only (the progress bar shows the pace); the log file in the
     // output folder gets everything, written out in blocks until `_log` is dropped when the
     // command returns.
+    // Held until the command returns: no other updown process may write this folder while
+    // the backtest replaces its ledger.
+    let _lock = FolderLock::acquire(
+        &out,
+        &format!("updown backtest --strategy {}", args.strategy.display()),
+    )?;
     let _log = logging::init_batched(&out, true)?;
     let overrides = parse_param_overrides(&args.params)?;
     let axes = args
@@ -165,6 +190,13 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let combinations = grid(&axes)?;
+    let mut given = overrides.clone();
+    for a in &axes {
+        if let Some((_, v)) = a.values.first() {
+            given.insert(a.key.clone(), v.clone());
+        }
+    }
+    super::warn_params(&args.strategy, &config, &given);
 
     let data = BacktestData::load(
         &args.data,
@@ -446,11 +478,25 @@ pub fn print_report(
             r.config_hash
         )?;
     }
+    if r.wall_clock_timeouts > 0 {
+        writeln!(
+            out,
+            "warning     {} script calls were stopped by the wall-clock safety net \
+             (sandbox.backtest_call_timeout_ms) and journaled as script_timeout: this result \
+             depends on the machine's speed. Make the script cheaper, or raise the limit",
+            r.wall_clock_timeouts
+        )?;
+    }
     match r.ending {
         Ending::Interrupted => writeln!(
             out,
             "fingerprint {} (partial: interrupted runs are not comparable)",
             r.fingerprint
+        ),
+        _ if r.wall_clock_timeouts > 0 => writeln!(
+            out,
+            "fingerprint {} (machine-dependent: {} calls hit the wall-clock safety net)",
+            r.fingerprint, r.wall_clock_timeouts
         ),
         _ => writeln!(out, "fingerprint {}", r.fingerprint),
     }
@@ -623,7 +669,11 @@ pub fn print_sweep(
                         .map_or("n/a".into(), |v| v.round_dp(2).to_string()),
                     format!("${}", s.fees.round_dp(2)),
                     ended,
-                    r.fingerprint.to_string(),
+                    if r.wall_clock_timeouts > 0 {
+                        format!("{} (machine-dependent)", r.fingerprint)
+                    } else {
+                        r.fingerprint.to_string()
+                    },
                 ]);
             }
             Err(e) => cells.push(format!("FAILED: {e}")),
@@ -680,6 +730,19 @@ pub fn print_sweep(
         out,
         "A wide spread or few profitable combinations means the result depends on the parameters: over-fitting risk."
     )?;
+    let timed_out: usize = rows
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .map(|r| r.wall_clock_timeouts)
+        .sum();
+    if timed_out > 0 {
+        writeln!(
+            out,
+            "warning: {timed_out} script calls were stopped by the wall-clock safety net \
+             (sandbox.backtest_call_timeout_ms); the combinations marked machine-dependent \
+             may give other results on another machine"
+        )?;
+    }
     writeln!(
         out,
         "Each combination's journals and ledger: {}/<combination>/ · table: {}",

@@ -48,8 +48,9 @@ enum Command {
     /// parameter sweeps and a look-ahead self-check.
     ///
     /// Each backtest starts a fresh session in its output folder (default
-    /// data/backtests/<strategy stem>/): the ledger.sqlite(-wal/-shm) and journals updown
-    /// wrote there before are replaced, so an earlier halt there does not block it.
+    /// data/backtests/<strategy stem>/): the ledger.sqlite(-wal/-shm) and journals an earlier
+    /// backtest wrote there are replaced, so an earlier halt there does not block it. A folder
+    /// whose ledger records an `updown run` session is refused, never replaced.
     Backtest(backtest::BacktestArgs),
     /// Print the full report of an earlier run from the journals in its output folder, and
     /// (re)write report.json, equity.png and equity.svg there.
@@ -91,6 +92,40 @@ fn load_config(common: &Common) -> anyhow::Result<updown::config::Config> {
         return Ok(updown::config::Config::default());
     }
     updown::config::Config::load(&common.config).context("loading the configuration")
+}
+
+/// Warn, before a run, about every parameter the script never reads or gets with another
+/// type than its default (`[params.<stem>]` of the config, then `overrides`): either one
+/// changes results without a word otherwise. The script is loaded on a thread with a
+/// session's stack, as the session loads it; a script that does not load is left to the
+/// session to report.
+fn warn_params(
+    strategy: &std::path::Path,
+    config: &updown::config::Config,
+    overrides: &toml::Table,
+) {
+    use updown::script::ScriptStrategy;
+    if updown::native::native_name(strategy).is_some() {
+        return;
+    }
+    let strategy = strategy.to_path_buf();
+    let stem = updown::native::params_name(&strategy);
+    let table = config.params.get(&stem).cloned();
+    let sandbox = config.sandbox.clone();
+    let overrides = overrides.clone();
+    let warnings = std::thread::Builder::new()
+        .name("param-check".into())
+        .stack_size(updown::session::sweep::SCRIPT_STACK_BYTES)
+        .spawn(move || match ScriptStrategy::load(&strategy, &sandbox) {
+            Ok(s) => s.check_params(table.as_ref(), &overrides),
+            Err(_) => Vec::new(),
+        })
+        .ok()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_default();
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
 }
 
 fn out_dir(common: &Common, config: &updown::config::Config) -> PathBuf {

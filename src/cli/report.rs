@@ -6,6 +6,8 @@ use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use updown::ledger::lock::{FolderLock, LockError};
+use updown::ledger::{LEDGER_FILE, Ledger, SessionStatus};
 use updown::report::{Report, Written, read_report_dir, write_report_curve};
 
 /// Flags of `updown report`.
@@ -50,9 +52,63 @@ pub fn build(dir: &Path, write: bool) -> anyhow::Result<(Report, Option<Written>
     Ok((read.report, written))
 }
 
+/// Why the journals in `dir` may not describe a whole run: its ledger's latest session is
+/// still running (the process was killed or is trading now), or it halted. `None` when the
+/// run completed or there is no ledger to ask.
+fn unfinished(dir: &Path) -> Option<String> {
+    let path = dir.join(LEDGER_FILE);
+    if !path.exists() {
+        return None;
+    }
+    let ledger = Ledger::open_read_only(&path).ok()?;
+    let session = ledger.latest_session().ok()??;
+    match session.status {
+        SessionStatus::Running => Some(format!(
+            "the run is unfinished: session #{} ({}) stopped before window {} — killed, interrupted \
+             or still trading — so these figures cover only the windows so far; {}",
+            session.id,
+            session.label,
+            session.next_index + 1,
+            if session.run_key.starts_with("backtest ") {
+                "run the backtest again for the whole range"
+            } else {
+                "run the same command again to resume it"
+            }
+        )),
+        SessionStatus::Halted => Some(format!(
+            "the run halted (session #{}); `updown status --out {}` shows why",
+            session.id,
+            dir.display()
+        )),
+        SessionStatus::Complete | SessionStatus::Abandoned => None,
+    }
+}
+
 /// Run `updown report`.
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let (report, written) = build(&args.dir, !args.no_write)?;
+    // Writing the report files while a run writes the journals would race it; a folder in
+    // use is reported on as it stands, without writing.
+    let mut write = !args.no_write;
+    let _lock = if write && args.dir.is_dir() {
+        match FolderLock::acquire(&args.dir, "updown report") {
+            Ok(lock) => Some(lock),
+            Err(LockError::Busy { holder, .. }) => {
+                eprintln!(
+                    "note: {} is in use ({holder}); printing the report as it stands without writing its files",
+                    args.dir.display()
+                );
+                write = false;
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let (report, written) = build(&args.dir, write)?;
+    if let Some(note) = unfinished(&args.dir) {
+        eprintln!("note: {note}");
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", report.to_json()?)?;

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use updown::config::{Config, parse_param_overrides};
+use updown::ledger::lock::FolderLock;
 use updown::session::live::{LiveError, LiveTrading};
 use updown::session::replay::ReplayOutcome;
 use updown::session::{Ending, LiveSpec, ReplaySpec, run_live, run_replay};
@@ -94,8 +95,21 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 
 /// Run `updown run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.yes_i_understand_real_money && !args.live {
+        // clap's `requires` does not fire for a flag that is merely present, so this is
+        // checked here: a consent that trades nothing is almost surely a mistaken command.
+        bail!(
+            "--yes-i-understand-real-money confirms --live, which was not given; add --live to \
+             trade real money, or drop the flag to run on paper"
+        );
+    }
     let config = load_config(&args.common)?;
     let out = out_dir(&args.common, &config);
+    // Held until the session ends: one process writes a folder's ledger and journals.
+    let _lock = FolderLock::acquire(
+        &out,
+        &format!("updown run --strategy {}", args.strategy.display()),
+    )?;
     match args.replay.clone() {
         Some(replay) => replay_mode(&args, config, out, replay),
         None => live_mode(&args, config, out),
@@ -144,6 +158,7 @@ fn replay_mode(
 ) -> anyhow::Result<ExitCode> {
     logging::init(&out, args.quiet)?;
     let overrides = parse_param_overrides(&args.params)?;
+    super::warn_params(&args.strategy, &config, &overrides);
     let stop = install_signals()?;
     let spec = ReplaySpec {
         strategy: args.strategy.clone(),
@@ -183,6 +198,7 @@ fn live_mode(args: &RunArgs, config: Config, out: PathBuf) -> anyhow::Result<Exi
     let block = tty.then(StatusBlock::new);
     logging::init_with(&out, args.quiet, block.as_ref())?;
     let overrides = parse_param_overrides(&args.params)?;
+    super::warn_params(&args.strategy, &config, &overrides);
     let stop = install_signals()?;
     let live = &config.live;
     eprintln!(

@@ -3,7 +3,9 @@
 use super::{Common, load_config, out_dir};
 use anyhow::{Context, bail};
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use updown::ledger::lock::FolderLock;
 use updown::ledger::{LEDGER_FILE, Ledger};
 
 /// Flags of `updown status`.
@@ -23,7 +25,8 @@ pub struct ResetHaltArgs {
     yes: bool,
 }
 
-fn open(common: &Common) -> anyhow::Result<(Ledger, std::path::PathBuf)> {
+/// The output folder and its ledger file, which must exist.
+fn ledger_path(common: &Common) -> anyhow::Result<(PathBuf, PathBuf)> {
     let config = load_config(common)?;
     let dir = out_dir(common, &config);
     let path = dir.join(LEDGER_FILE);
@@ -33,12 +36,15 @@ fn open(common: &Common) -> anyhow::Result<(Ledger, std::path::PathBuf)> {
             path.display()
         );
     }
-    Ok((Ledger::open(&path)?, dir))
+    Ok((dir, path))
 }
 
 /// Run `updown status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let (ledger, dir) = open(&args.common)?;
+    // Read-only, and without the folder lock: status may look at a ledger while its run
+    // trades, or one on a read-only disk.
+    let (dir, path) = ledger_path(&args.common)?;
+    let ledger = Ledger::open_read_only(&path)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "ledger     {}", ledger.path().display())?;
     match ledger.halt()? {
@@ -98,7 +104,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// Run `updown reset-halt`.
 pub fn reset_halt(args: ResetHaltArgs) -> anyhow::Result<ExitCode> {
-    let (ledger, _) = open(&args.common)?;
+    let (dir, path) = ledger_path(&args.common)?;
+    // A running session re-reads the halt only at its own pace; clearing it under a live
+    // process would race it, so the folder must be free.
+    let _lock = FolderLock::acquire(&dir, "updown reset-halt")?;
+    let ledger = Ledger::open(&path)?;
     let mut out = std::io::stdout().lock();
     let Some(h) = ledger.halt()? else {
         writeln!(

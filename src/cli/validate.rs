@@ -290,6 +290,9 @@ fn render(report: &Report) -> String {
                 let _ = writeln!(details, "      {line}");
             }
         }
+        for p in &s.warnings {
+            let _ = writeln!(notes, "  {}: {}: {}", s.name, p.kind, p.message);
+        }
         for f in &s.fixtures {
             if !f.problems.is_empty() {
                 let _ = writeln!(details, "  {} / {} ({})", s.name, f.name, f.file.display());

@@ -28,7 +28,7 @@ pub enum ConfigError {
     Parse {
         /// The file.
         path: PathBuf,
-        /// toml's message, with the offending line.
+        /// Where (line, column, key) and what toml said, with every value redacted.
         message: String,
     },
     /// A value outside the range this setting allows.
@@ -317,12 +317,29 @@ pub struct SandboxConfig {
     pub max_map_size: usize,
     /// Modules a script may import.
     pub max_modules: usize,
-    /// Wall-clock deadline per call, milliseconds.
+    /// Wall-clock deadline per call, milliseconds, in sessions (replay, paper, live).
     pub call_timeout_ms: u64,
+    /// Wall-clock safety net per call in backtests and sweeps, milliseconds. A backtest is a
+    /// computation that must give the same fingerprint on any machine, so there the
+    /// operation budget decides and this only stops a call that hangs in a host function;
+    /// when it fires, the result is reported as machine-dependent.
+    pub backtest_call_timeout_ms: u64,
     /// Largest script memory (`this`), as JSON bytes.
     pub max_memory_bytes: usize,
     /// `log` lines kept per call; more are dropped with a note.
     pub max_log_lines_per_call: usize,
+}
+
+impl SandboxConfig {
+    /// The limits a backtest runs a script under: the same, except that the wall clock is
+    /// only the safety net (`backtest_call_timeout_ms`, never tighter than a session's
+    /// deadline), so the operation budget decides.
+    pub fn for_backtest(&self) -> SandboxConfig {
+        SandboxConfig {
+            call_timeout_ms: self.backtest_call_timeout_ms.max(self.call_timeout_ms),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for SandboxConfig {
@@ -337,6 +354,7 @@ impl Default for SandboxConfig {
             max_map_size: 1_000,
             max_modules: 16,
             call_timeout_ms: 250,
+            backtest_call_timeout_ms: 5_000,
             max_memory_bytes: 65_536,
             max_log_lines_per_call: 20,
         }
@@ -373,7 +391,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: parse_message(text, &e),
         })?;
         config.validate(path)?;
         Ok(config)
@@ -499,6 +517,12 @@ impl Config {
         v.int("sandbox.max_modules", b.max_modules, 0, 256);
         v.int("sandbox.call_timeout_ms", b.call_timeout_ms, 1, 10_000);
         v.int(
+            "sandbox.backtest_call_timeout_ms",
+            b.backtest_call_timeout_ms,
+            1,
+            600_000,
+        );
+        v.int(
             "sandbox.max_memory_bytes",
             b.max_memory_bytes,
             256,
@@ -580,7 +604,16 @@ impl Config {
             live: LiveConfig::default(),
             ..self.clone()
         };
-        let text = format!("{rules:?}");
+        // The backtest safety net decides no rule (the operation budget does), so it is left
+        // out too; that also keeps the hash, and so the run keys sessions resume by, the same
+        // as before the setting existed.
+        let text = format!("{rules:?}").replace(
+            &format!(
+                ", backtest_call_timeout_ms: {}",
+                self.sandbox.backtest_call_timeout_ms
+            ),
+            "",
+        );
         hex::encode(&Sha256::digest(text.as_bytes())[..8])
     }
 }
@@ -610,6 +643,131 @@ pub fn parse_param_overrides(raw: &[String]) -> Result<toml::Table, ConfigError>
         table.insert(k.to_string(), value);
     }
     Ok(table)
+}
+
+/// A config error must never print what was written as a value: the file sits beside
+/// `[live]`, and a private key pasted into the wrong place (or a URL with a password in it)
+/// would end up on screen, in a terminal log or in a bug report. So toml's message is
+/// rebuilt from its parts — where the error is (line, column, and the key written on that
+/// line) and what is wrong — and never from the snippet of the offending line it normally
+/// quotes; the values serde names ("invalid type: string \"0x…\"") are replaced by their
+/// kind.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let what = redact_values(e.message().trim_end());
+    let Some(span) = e.span() else {
+        return what;
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let key = key_on_line(text, line_start).map_or(String::new(), |k| format!(" (`{k}`)"));
+    format!("line {line}, column {column}{key}: {what}")
+}
+
+/// The dotted key assigned on the line starting at `line_start`, with its `[table]`, when
+/// that line is a plain `key = value`; names only, never the value.
+fn key_on_line(text: &str, line_start: usize) -> Option<String> {
+    let line = text.get(line_start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let plain = |k: &str| {
+        !k.is_empty()
+            && k.len() <= 64
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if !plain(key) {
+        return None;
+    }
+    let table = text
+        .get(..line_start)?
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim())
+        .filter(|t| plain(t));
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// Replace the values serde's messages quote (`string "…"`, `integer `5``, …) by their
+/// kind, and any over-long quoted name (a secret pasted as a key) by its length.
+fn redact_values(message: &str) -> String {
+    const KINDS: [(&str, &str); 7] = [
+        ("string \"", "a string"),
+        ("integer `", "an integer"),
+        ("floating point `", "a float"),
+        ("boolean `", "a boolean"),
+        ("character `", "a character"),
+        ("byte array", "a byte array"),
+        ("unit value", "a unit value"),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    'outer: while !rest.is_empty() {
+        for (prefix, kind) in KINDS {
+            if let Some(after) = rest.strip_prefix(prefix) {
+                let close = prefix.chars().last().filter(|c| matches!(c, '"' | '`'));
+                out.push_str(kind);
+                rest = match close {
+                    Some(q) => skip_quoted(after, q),
+                    None => after,
+                };
+                continue 'outer;
+            }
+        }
+        if let Some(after) = rest.strip_prefix('`') {
+            // A quoted name (an unknown field, an expected one): keep it unless it is too
+            // long to be one of ours.
+            let end = after.find('`').unwrap_or(after.len());
+            let name = &after[..end];
+            if name.chars().count() > 40 {
+                out.push_str(&format!("`<{} characters, hidden>`", name.chars().count()));
+            } else {
+                out.push('`');
+                out.push_str(name);
+                out.push('`');
+            }
+            rest = after.get(end + 1..).unwrap_or("");
+            continue;
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+/// The text after a value quoted with `q` that starts `s` (serde escapes quotes inside with
+/// a backslash).
+fn skip_quoted(s: &str, q: char) -> &str {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            c if c == q && !escaped => return &s[i + c.len_utf8()..],
+            _ => escaped = false,
+        }
+    }
+    ""
+}
+
+/// A URL value as an error may show it: only when it looks like a URL without a password
+/// in it, since a key pasted into a URL field must not be echoed.
+fn shown_url(value: &str) -> String {
+    let looks_like_url = value.contains("://") && !value.contains('@') && value.len() <= 200;
+    if looks_like_url {
+        format!("{value:?}")
+    } else {
+        format!("<{} characters, hidden>", value.chars().count())
+    }
 }
 
 /// Collects the first range violation, so `validate` reads as a list of rules.
@@ -648,7 +806,7 @@ impl Validator<'_> {
         if host.is_none_or(str::is_empty) || value.chars().any(char::is_whitespace) {
             self.fail(
                 key,
-                format!("{value:?}"),
+                shown_url(value),
                 &format!("must be a URL starting with {}", schemes.join(" or ")),
             );
         }
@@ -681,6 +839,40 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_in_the_config_never_appears_in_its_error() {
+        let key = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
+        for text in [
+            // A value of the wrong type.
+            format!("[live]\nclock_speed = \"{key}\"\n"),
+            // A key pasted where a key name goes.
+            format!("[live]\n{key} = 1\n"),
+            // A key under [live], where none belongs.
+            format!("[live]\nprivate_key = \"{key}\"\n"),
+            // Broken TOML on the line holding the key.
+            format!("[live]\nprivate_key = \"{key}\n"),
+            format!("[live]\nprivate_key = {key}\n"),
+            // A key pasted into a URL field.
+            format!("[live]\ngamma = \"{key}\"\n"),
+            format!("[live]\ngamma = \"ftp://user:{key}@example.com\"\n"),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(!err.contains(&key[2..20]), "leaks the key: {err}");
+            assert!(err.contains("test.toml"), "names the file: {err}");
+        }
+        // Still says where and what.
+        let err = parse(&format!("[live]\nclock_speed = \"{key}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("live.clock_speed"), "{err}");
+        assert!(err.contains("a string"), "{err}");
+        let err = parse(&format!("[live]\nprivate_key = \"{key}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("private_key"), "names the unknown key: {err}");
+    }
+
+    #[test]
     fn unknown_key_is_rejected_with_its_name_and_line() {
         let err = parse("[risk]\nmax_stake = 10\nmax_stak = 5\n")
             .unwrap_err()
@@ -703,6 +895,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("session.interval_secs"), "{err}");
+    }
+
+    #[test]
+    fn the_backtest_safety_net_is_a_wall_clock_that_decides_no_rule() {
+        let net = parse("[sandbox]\nbacktest_call_timeout_ms = 60000\n").unwrap();
+        assert_eq!(net.fingerprint(), Config::default().fingerprint());
+        assert_eq!(net.sandbox.for_backtest().call_timeout_ms, 60_000);
+        let deadline = parse("[sandbox]\ncall_timeout_ms = 9000\n").unwrap();
+        assert_ne!(deadline.fingerprint(), Config::default().fingerprint());
+        // Never tighter than a session's deadline.
+        assert_eq!(deadline.sandbox.for_backtest().call_timeout_ms, 9_000);
+        assert!(parse("[sandbox]\nbacktest_call_timeout_ms = 0\n").is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 pub mod account;
 pub mod journal;
+pub mod lock;
 pub mod orders;
 pub mod records;
 
@@ -42,10 +43,9 @@ const SCHEMA_VERSION: &str = "1";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LedgerError {
-    /// SQLite refused (corrupt file, disk full, locked by another process, ...).
-    #[error(
-        "ledger {path}: {source}. If the file is damaged, move it aside (nothing else reads it) or pass --out to use another folder"
-    )]
+    /// SQLite refused (corrupt file, disk full, locked by another process, ...); the
+    /// message ends with what to do about that kind of failure.
+    #[error("ledger {path}: {source}{}", advice(.source))]
     Sql {
         /// The ledger file.
         path: PathBuf,
@@ -70,6 +70,30 @@ pub enum LedgerError {
         /// Version found.
         found: String,
     },
+}
+
+/// What a person can do about an SQLite failure, by its kind: the right advice for a damaged
+/// file (move it aside) is the wrong one for a full disk, where the ledger is intact.
+fn advice(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseCorrupt | C::NotADatabase) => {
+            ". The file is damaged: move it aside (nothing else reads it) or pass --out to use another folder"
+        }
+        Some(C::DiskFull) => {
+            ". The disk is full: free some space and run the command again; every step committed before this one is intact"
+        }
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            ". Another process is using this ledger: wait for it to finish, or pass --out to use another folder"
+        }
+        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => {
+            ". Check that the folder and the file exist and are writable by this user"
+        }
+        Some(C::ConstraintViolation) => {
+            ". The ledger already holds this record: nothing was written twice, and the failed step was not recorded"
+        }
+        _ => "",
+    }
 }
 
 /// A latched halt.
@@ -246,9 +270,105 @@ impl Ledger {
         })
     }
 
+    /// Open an existing ledger for reading only (`updown status`): nothing is created or
+    /// migrated, so a ledger on a read-only disk, or owned by another user, can be inspected.
+    pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
+        use rusqlite::OpenFlags;
+        let sql = |source| LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        let schema = |conn: &Connection| -> rusqlite::Result<String> {
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let opened = Connection::open_with_flags(path, flags)
+            .and_then(|conn| schema(&conn).map(|found| (conn, found)));
+        let (conn, found) = match opened {
+            Ok(ok) => ok,
+            // A WAL ledger in a folder this user cannot write: SQLite cannot create the
+            // shared-memory file it reads through. Nothing can be writing there either, so
+            // the file is read as it stands (`immutable`), which needs no such file.
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                ) =>
+            {
+                let uri = format!(
+                    "file:{}?immutable=1",
+                    path.display()
+                        .to_string()
+                        .replace('%', "%25")
+                        .replace('?', "%3f")
+                        .replace('#', "%23")
+                );
+                let conn = Connection::open_with_flags(&uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                    .map_err(sql)?;
+                let found = schema(&conn).map_err(sql)?;
+                (conn, found)
+            }
+            Err(e) => return Err(sql(e)),
+        };
+        if found != SCHEMA_VERSION {
+            return Err(LedgerError::Schema {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+            batch: None,
+            pending: std::cell::RefCell::new(None),
+            halt_seen: std::cell::RefCell::new(None),
+            since_checkpoint: 0,
+        })
+    }
+
     /// The ledger's file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What this ledger holds besides backtests, described for people, or `None` when it
+    /// holds backtests only (or nothing): a backtest starts fresh by deleting the ledger, so
+    /// it must never delete one that records `updown run` sessions or live orders.
+    pub fn records_besides_backtests(&self) -> Result<Option<String>, LedgerError> {
+        let sessions: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sessions WHERE run_key NOT LIKE 'backtest %'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        let has_orders: bool = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'live_orders'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.sql(e))?
+            > 0;
+        let orders: i64 = if has_orders {
+            self.conn
+                .query_row("SELECT COUNT(*) FROM live_orders", [], |r| r.get(0))
+                .map_err(|e| self.sql(e))?
+        } else {
+            0
+        };
+        Ok(match (sessions, orders) {
+            (0, 0) => None,
+            (s, 0) => Some(format!("{s} `updown run` session(s)")),
+            (s, o) => Some(format!("{s} `updown run` session(s) and {o} live order(s)")),
+        })
     }
 
     fn sql(&self, source: rusqlite::Error) -> LedgerError {
@@ -498,6 +618,23 @@ impl Ledger {
     /// The newest session with this run key.
     pub fn find_session(&self, run_key: &str) -> Result<Option<SessionRow>, LedgerError> {
         self.session_where("run_key = ?1 AND status != 'abandoned'", run_key)
+    }
+
+    /// The newest unfinished session of a run other than `run_key`: a folder holds one run
+    /// at a time, so a new run must not start silently beside it.
+    pub fn unfinished_other_run(&self, run_key: &str) -> Result<Option<SessionRow>, LedgerError> {
+        self.session_where("run_key != ?1 AND status = 'running'", run_key)
+    }
+
+    /// How many sessions of runs other than `run_key` the ledger keeps (any status).
+    pub fn other_runs(&self, run_key: &str) -> Result<i64, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM sessions WHERE run_key != ?1 AND status != 'abandoned'",
+                params![run_key],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
     }
 
     /// The newest session of any run.
@@ -837,6 +974,46 @@ mod tests {
     use super::*;
     use crate::domain::Side;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn the_advice_fits_the_failure() {
+        let err = |code| {
+            LedgerError::Sql {
+                path: PathBuf::from("data/ledger.sqlite"),
+                source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+            }
+            .to_string()
+        };
+        let damaged = err(rusqlite::ffi::SQLITE_NOTADB);
+        assert!(damaged.contains("move it aside"), "{damaged}");
+        for code in [
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_CONSTRAINT,
+            rusqlite::ffi::SQLITE_BUSY,
+        ] {
+            let m = err(code);
+            assert!(!m.contains("move it aside"), "{m}");
+            assert!(m.starts_with("ledger data/ledger.sqlite: "), "{m}");
+        }
+        assert!(err(rusqlite::ffi::SQLITE_FULL).contains("free some space"));
+    }
+
+    #[test]
+    fn a_ledger_holding_a_run_is_not_only_backtests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(LEDGER_FILE);
+        let mut ledger = Ledger::open(&path).unwrap();
+        let account = Account::new(dec!(100));
+        ledger
+            .create_session("backtest abc", "bt", &account)
+            .unwrap();
+        assert_eq!(ledger.records_besides_backtests().unwrap(), None);
+        ledger.create_session("0123abcd", "run", &account).unwrap();
+        drop(ledger);
+        let read = Ledger::open_read_only(&path).unwrap();
+        let what = read.records_besides_backtests().unwrap();
+        assert_eq!(what.as_deref(), Some("1 `updown run` session(s)"));
+    }
 
     fn fill(t: i64) -> Fill {
         Fill {

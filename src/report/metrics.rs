@@ -8,7 +8,8 @@
 //!
 //! - **Per-window return** `r_i`: for each decided window, the P&L of the trade of that
 //!   window divided by the equity just before that trade settled (`equity_after − pnl`);
-//!   0 for a window without a trade (skipped, refused, void). All decided windows count.
+//!   0 for a window without a trade (skipped, refused, void). All decided windows count but
+//!   those the data did not cover (`data_gap`): a hole in the data is no period of trading.
 //! - **Sharpe** = `mean(r) / std(r) × √W`, `std` the *sample* standard deviation
 //!   (divisor `N − 1`), `W = 365 × 24 × 3600 / interval` windows per year (105 120 for
 //!   5-minute windows), risk-free rate 0. `null` with fewer than 2 windows or `std = 0`.
@@ -200,7 +201,7 @@ pub struct Drawdown {
 /// Risk-adjusted ratios from per-window returns.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Ratios {
-    /// Windows in the sample (all decided windows).
+    /// Windows in the sample (all decided windows but those the data did not cover).
     pub windows: usize,
     /// `365 × 24 × 3600 / interval_secs`.
     pub windows_per_year: f64,
@@ -350,7 +351,7 @@ pub fn definitions() -> BTreeMap<&'static str, &'static str> {
         ),
         (
             "ratios.per_window_return",
-            "for each decided window: its trade's pnl / equity just before that trade settled (equity_after - pnl); 0 for a window without a trade or a void one",
+            "for each decided window: its trade's pnl / equity just before that trade settled (equity_after - pnl); 0 for a window without a trade or a void one; windows the data did not cover (reason data_gap) are not in the sample",
         ),
         (
             "ratios.sharpe",
@@ -421,6 +422,9 @@ struct WindowRow {
     start: i64,
     confidence: f64,
     prob: Option<f64>,
+    /// The data did not cover the window (`data_gap`): no market could be traded, so it
+    /// is not a period of the strategy's returns.
+    gap: bool,
 }
 
 /// What the report keeps of a trade record (`side` and `settled_by` are indices into the
@@ -573,6 +577,7 @@ impl ReportBuilder {
             start: p.interval_start,
             confidence: p.confidence,
             prob: p.prob,
+            gap: p.reason_code.as_deref() == Some(DATA_GAP),
         });
         self.min_decision_time = Some(
             self.min_decision_time
@@ -961,8 +966,13 @@ fn drawdown(
     }
 }
 
+/// Reason code of a window the data did not cover.
+const DATA_GAP: &str = "data_gap";
+
 /// Per-window returns in window order: each decided window's trade P&L over the equity
-/// before it settled (`equity_after − pnl`), 0 for a window without a trade.
+/// before it settled (`equity_after − pnl`), 0 for a window without a trade. Windows the
+/// data did not cover (`data_gap`) are left out: a year-long hole in the data is not a year
+/// of zero returns, and counting it would shrink the mean and the ratios built on it.
 pub fn per_window_returns(predictions: &[PredictionRecord], trades: &[TradeRecord]) -> Vec<f64> {
     let mut b = ReportBuilder::new();
     for p in predictions {
@@ -976,7 +986,7 @@ pub fn per_window_returns(predictions: &[PredictionRecord], trades: &[TradeRecor
 
 fn returns<'a>(windows: &[WindowRow], trades: impl IntoIterator<Item = &'a TradeRow>) -> Vec<f64> {
     let by_window: BTreeMap<i64, &TradeRow> = trades.into_iter().map(|t| (t.start, t)).collect();
-    let mut starts: Vec<i64> = windows.iter().map(|p| p.start).collect();
+    let mut starts: Vec<i64> = windows.iter().filter(|p| !p.gap).map(|p| p.start).collect();
     starts.sort_unstable();
     starts
         .into_iter()
@@ -1185,6 +1195,27 @@ mod tests {
     fn close(a: Option<f64>, b: f64) {
         let a = a.unwrap_or(f64::NAN);
         assert!((a - b).abs() < 1e-9, "{a} != {b}");
+    }
+
+    #[test]
+    fn windows_the_data_did_not_cover_are_not_returns() {
+        let plain = Report::from_records(&sample());
+        let mut holed = sample();
+        // A hole of 100 windows after the sample: journaled, but no market could trade.
+        for i in 9..109 {
+            let mut p = pred(i, "skip", 0.0, None, "skipped");
+            p.reason_code = Some("data_gap".into());
+            holed.predictions.push(p);
+        }
+        let r = Report::from_records(&holed);
+        assert_eq!(
+            r.windows.decided, 109,
+            "the gap windows are still counted as windows"
+        );
+        assert_eq!(r.ratios.windows, 9);
+        assert_eq!(r.ratios.sharpe, plain.ratios.sharpe);
+        assert_eq!(r.ratios.sortino, plain.ratios.sortino);
+        close(r.ratios.mean_return, 1.0 / 180.0);
     }
 
     #[test]

@@ -313,10 +313,18 @@ impl fmt::Display for Report {
         }
 
         writeln!(t.f)?;
+        let gaps = self.windows.decided.saturating_sub(r.windows);
         writeln!(
             t.f,
-            "Per-window return r = the window's P&L / equity before it (0 without a trade), over all {} decided windows.",
-            r.windows
+            "Per-window return r = the window's P&L / equity before it (0 without a trade), over {}.",
+            if gaps == 0 {
+                format!("all {} decided windows", r.windows)
+            } else {
+                format!(
+                    "the {} decided windows the data covered ({gaps} data_gap windows left out)",
+                    r.windows
+                )
+            }
         )?;
         writeln!(
             t.f,

@@ -122,7 +122,7 @@ pub const API: &[ApiItem] = &[
     method(
         "param",
         "ctx.param(name, default) -> value",
-        "A parameter by name, or `default` when it is not set.",
+        "A parameter by name, or `default` when it is not set. With an integer default, a whole float (14.0) is given as the integer; indicator periods may be whole floats too. `run`, `backtest` and `validate` warn about a given parameter the script never names and one whose type differs from the default.",
         &["param(ctx: Ctx, name: String, default: ?) -> ?"],
     ),
     method(
@@ -150,6 +150,8 @@ pub const API: &[ApiItem] = &[
         &[
             "rsi(ctx: Ctx, n: int) -> ?",
             "rsi(ctx: Ctx, n: int, ago: int) -> ?",
+            "rsi(ctx: Ctx, n: float) -> ?",
+            "rsi(ctx: Ctx, n: float, ago: int) -> ?",
         ],
     ),
     method(
@@ -159,6 +161,8 @@ pub const API: &[ApiItem] = &[
         &[
             "ema(ctx: Ctx, n: int) -> ?",
             "ema(ctx: Ctx, n: int, ago: int) -> ?",
+            "ema(ctx: Ctx, n: float) -> ?",
+            "ema(ctx: Ctx, n: float, ago: int) -> ?",
         ],
     ),
     method(
@@ -168,6 +172,8 @@ pub const API: &[ApiItem] = &[
         &[
             "sma(ctx: Ctx, n: int) -> ?",
             "sma(ctx: Ctx, n: int, ago: int) -> ?",
+            "sma(ctx: Ctx, n: float) -> ?",
+            "sma(ctx: Ctx, n: float, ago: int) -> ?",
         ],
     ),
     method(
@@ -177,6 +183,8 @@ pub const API: &[ApiItem] = &[
         &[
             "macd(ctx: Ctx, fast: int, slow: int, signal: int) -> ?",
             "macd(ctx: Ctx, fast: int, slow: int, signal: int, ago: int) -> ?",
+            "macd(ctx: Ctx, fast: ?, slow: ?, signal: ?) -> ?",
+            "macd(ctx: Ctx, fast: ?, slow: ?, signal: ?, ago: int) -> ?",
         ],
     ),
     method(
@@ -186,6 +194,8 @@ pub const API: &[ApiItem] = &[
         &[
             "bbands(ctx: Ctx, n: int, k: float) -> ?",
             "bbands(ctx: Ctx, n: int, k: float, ago: int) -> ?",
+            "bbands(ctx: Ctx, n: ?, k: float) -> ?",
+            "bbands(ctx: Ctx, n: ?, k: float, ago: int) -> ?",
         ],
     ),
     method(
@@ -195,6 +205,8 @@ pub const API: &[ApiItem] = &[
         &[
             "atr(ctx: Ctx, n: int) -> ?",
             "atr(ctx: Ctx, n: int, ago: int) -> ?",
+            "atr(ctx: Ctx, n: float) -> ?",
+            "atr(ctx: Ctx, n: float, ago: int) -> ?",
         ],
     ),
     method(
@@ -204,6 +216,8 @@ pub const API: &[ApiItem] = &[
         &[
             "stddev(ctx: Ctx, n: int) -> ?",
             "stddev(ctx: Ctx, n: int, ago: int) -> ?",
+            "stddev(ctx: Ctx, n: float) -> ?",
+            "stddev(ctx: Ctx, n: float, ago: int) -> ?",
         ],
     ),
     method(
@@ -213,6 +227,8 @@ pub const API: &[ApiItem] = &[
         &[
             "roc(ctx: Ctx, n: int) -> ?",
             "roc(ctx: Ctx, n: int, ago: int) -> ?",
+            "roc(ctx: Ctx, n: float) -> ?",
+            "roc(ctx: Ctx, n: float, ago: int) -> ?",
         ],
     ),
     method(
@@ -222,6 +238,8 @@ pub const API: &[ApiItem] = &[
         &[
             "stoch(ctx: Ctx, k: int, slow_k: int, d: int) -> ?",
             "stoch(ctx: Ctx, k: int, slow_k: int, d: int, ago: int) -> ?",
+            "stoch(ctx: Ctx, k: ?, slow_k: ?, d: ?) -> ?",
+            "stoch(ctx: Ctx, k: ?, slow_k: ?, d: ?, ago: int) -> ?",
         ],
     ),
     method(
@@ -237,6 +255,8 @@ pub const API: &[ApiItem] = &[
         &[
             "mfi(ctx: Ctx, n: int) -> ?",
             "mfi(ctx: Ctx, n: int, ago: int) -> ?",
+            "mfi(ctx: Ctx, n: float) -> ?",
+            "mfi(ctx: Ctx, n: float, ago: int) -> ?",
         ],
     ),
     func(

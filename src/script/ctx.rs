@@ -132,6 +132,31 @@ fn map(pairs: &[(&str, f64)]) -> Dynamic {
     m.into()
 }
 
+/// A period given as a float (`ctx.rsi(14.0)`, or a parameter read without `ctx.param`):
+/// accepted when whole, otherwise refused with what is wrong rather than Rhai's "function
+/// not found".
+fn float_period(name: &str, n: FLOAT) -> Result<u32, Box<EvalAltResult>> {
+    if n.fract() != 0.0 || !n.is_finite() {
+        return Err(format!("{name}: period must be a whole number, got {n}").into());
+    }
+    period(name, n as INT)
+}
+
+/// A period of any type, for the indicators with several: see [`float_period`].
+fn any_period(name: &str, n: &Dynamic) -> Result<u32, Box<EvalAltResult>> {
+    if let Ok(i) = n.as_int() {
+        period(name, i)
+    } else if let Ok(f) = n.as_float() {
+        float_period(name, f)
+    } else {
+        Err(format!(
+            "{name}: period must be a whole number, got {}",
+            n.type_name()
+        )
+        .into())
+    }
+}
+
 fn period(name: &str, n: INT) -> Result<u32, Box<EvalAltResult>> {
     u32::try_from(n)
         .ok()
@@ -236,11 +261,17 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn(
         "param",
         |c: &mut Ctx, name: ImmutableString, default: Dynamic| {
-            c.0.borrow()
-                .params
-                .get(name.as_str())
-                .cloned()
-                .unwrap_or(default)
+            let given = c.0.borrow().params.get(name.as_str()).cloned();
+            match given {
+                None => default,
+                // `rsi_period = 14.0` where the script's default is `14`: the script gets the
+                // integer it expects (periods are integers), not a float no indicator takes.
+                Some(v) if default.is_int() => match v.as_float() {
+                    Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Dynamic::from_int(f as INT),
+                    _ => v,
+                },
+                Some(v) => v,
+            }
         },
     );
 
@@ -279,6 +310,14 @@ pub fn register(engine: &mut Engine) {
                 let p = period($name, n)?;
                 c.indicator($key(p), ago)
             });
+            engine.register_fn($name, |c: &mut Ctx, n: FLOAT| {
+                let p = float_period($name, n)?;
+                c.indicator($key(p), 0)
+            });
+            engine.register_fn($name, |c: &mut Ctx, n: FLOAT, ago: INT| {
+                let p = float_period($name, n)?;
+                c.indicator($key(p), ago)
+            });
         };
     }
     single!("rsi", IndicatorKey::Rsi);
@@ -302,6 +341,23 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("macd", |c: &mut Ctx, f: INT, s: INT, g: INT, ago: INT| {
         c.indicator(macd_key(f, s, g)?, ago)
     });
+    // Fallbacks for periods given as floats; Rhai tries the all-integer versions first.
+    fn macd_any(f: &Dynamic, s: &Dynamic, g: &Dynamic) -> Result<IndicatorKey, Box<EvalAltResult>> {
+        Ok(IndicatorKey::Macd {
+            fast: any_period("macd fast", f)?,
+            slow: any_period("macd slow", s)?,
+            signal: any_period("macd signal", g)?,
+        })
+    }
+    engine.register_fn("macd", |c: &mut Ctx, f: Dynamic, s: Dynamic, g: Dynamic| {
+        c.indicator(macd_any(&f, &s, &g)?, 0)
+    });
+    engine.register_fn(
+        "macd",
+        |c: &mut Ctx, f: Dynamic, s: Dynamic, g: Dynamic, ago: INT| {
+            c.indicator(macd_any(&f, &s, &g)?, ago)
+        },
+    );
     fn bb_key(n: INT, k: FLOAT) -> Result<IndicatorKey, Box<EvalAltResult>> {
         if !(k.is_finite() && k > 0.0 && k <= 100.0) {
             return Err(format!("bbands: k must be in (0, 100], got {k}").into());
@@ -329,6 +385,35 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn("stoch", |c: &mut Ctx, k: INT, sk: INT, d: INT, ago: INT| {
         c.indicator(stoch_key(k, sk, d)?, ago)
+    });
+    fn stoch_any(
+        k: &Dynamic,
+        sk: &Dynamic,
+        d: &Dynamic,
+    ) -> Result<IndicatorKey, Box<EvalAltResult>> {
+        Ok(IndicatorKey::Stoch {
+            k: any_period("stoch k", k)?,
+            slow_k: any_period("stoch slow_k", sk)?,
+            d: any_period("stoch d", d)?,
+        })
+    }
+    engine.register_fn(
+        "stoch",
+        |c: &mut Ctx, k: Dynamic, sk: Dynamic, d: Dynamic| c.indicator(stoch_any(&k, &sk, &d)?, 0),
+    );
+    engine.register_fn(
+        "stoch",
+        |c: &mut Ctx, k: Dynamic, sk: Dynamic, d: Dynamic, ago: INT| {
+            c.indicator(stoch_any(&k, &sk, &d)?, ago)
+        },
+    );
+    engine.register_fn("bbands", |c: &mut Ctx, n: Dynamic, k: FLOAT| {
+        let p = any_period("bbands", &n)?;
+        c.indicator(bb_key(p as INT, k)?, 0)
+    });
+    engine.register_fn("bbands", |c: &mut Ctx, n: Dynamic, k: FLOAT, ago: INT| {
+        let p = any_period("bbands", &n)?;
+        c.indicator(bb_key(p as INT, k)?, ago)
     });
     engine.register_fn("obv", |c: &mut Ctx| c.indicator(IndicatorKey::Obv, 0));
     engine.register_fn("obv", |c: &mut Ctx, ago: INT| {

@@ -4,6 +4,7 @@
 //! are refused (a typo like `sied` must not silently become a SKIP), numbers must be finite
 //! and in range, and the message names the key that is wrong.
 
+use super::text::printable;
 use crate::domain::{Decision, Side, StakeAsk};
 use rhai::{Dynamic, Map};
 
@@ -25,7 +26,8 @@ pub fn parse_decision(value: Dynamic) -> Result<Decision, String> {
             "side" | "confidence" | "reason" | "prob" | "features"
         ) {
             return Err(format!(
-                "unknown key `{key}` in the decision (expected {KEYS})"
+                "unknown key `{}` in the decision (expected {KEYS})",
+                printable(key)
             ));
         }
     }
@@ -36,7 +38,8 @@ pub fn parse_decision(value: Dynamic) -> Result<Decision, String> {
             "skip" => None,
             other => {
                 return Err(format!(
-                    "decision `side` must be \"up\", \"down\" or \"skip\", got {other:?}"
+                    "decision `side` must be \"up\", \"down\" or \"skip\", got \"{}\"",
+                    printable(other)
                 ));
             }
         },
@@ -46,7 +49,7 @@ pub fn parse_decision(value: Dynamic) -> Result<Decision, String> {
     let reason = match map.get("reason") {
         None => String::new(),
         Some(v) => match v.clone().into_string() {
-            Ok(s) => truncate(s, MAX_REASON),
+            Ok(s) => truncate(printable(&s).into_owned(), MAX_REASON),
             Err(t) => return Err(format!("decision `reason` must be a string, got {t}")),
         },
     };
@@ -78,13 +81,17 @@ pub fn parse_decision(value: Dynamic) -> Result<Decision, String> {
                 serde_json::Value::Null
             } else {
                 let x = number(&v).ok_or_else(|| {
-                    format!("feature `{k}` must be a number, got {}", v.type_name())
+                    format!(
+                        "feature `{}` must be a number, got {}",
+                        printable(&k),
+                        v.type_name()
+                    )
                 })?;
                 serde_json::Number::from_f64(x)
                     .map(serde_json::Value::Number)
                     .unwrap_or(serde_json::Value::Null)
             };
-            features.insert(k.to_string(), json);
+            features.insert(printable(&k).into_owned(), json);
         }
     }
     Ok(Decision {

@@ -9,7 +9,9 @@
 use super::Strategy;
 use super::ctx::{self, Ctx};
 use super::decision::{parse_decision, parse_stake};
+use super::params::ParamReads;
 use super::sandbox::{self, DEADLINE_TOKEN, Deadline, LogBuffer};
+use super::text::printable;
 use crate::config::SandboxConfig;
 use crate::domain::{Decision, StakeAsk};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Module, Scope};
@@ -113,6 +115,7 @@ pub struct ScriptStrategy {
     name: String,
     hash: String,
     modules: Vec<PathBuf>,
+    param_reads: ParamReads,
     engine: Engine,
     has_size: bool,
     logs: Rc<RefCell<LogBuffer>>,
@@ -187,7 +190,7 @@ impl ScriptStrategy {
             message: format!(
                 "syntax error at {}: {}",
                 describe_pos(e.position()),
-                e.err_type()
+                printable(&e.err_type().to_string())
             ),
         })?;
         ast.set_source(path.display().to_string());
@@ -233,11 +236,15 @@ impl ScriptStrategy {
         let mut modules = imports.borrow().clone();
         modules.sort();
         let mut versioned = source.to_string();
+        let mut param_reads = ParamReads::default();
+        param_reads.scan(source);
         for m in &modules {
+            let text = std::fs::read_to_string(m).unwrap_or_default();
+            param_reads.scan(&text);
             versioned.push('\0');
             versioned.push_str(&m.display().to_string());
             versioned.push('\0');
-            versioned.push_str(&std::fs::read_to_string(m).unwrap_or_default());
+            versioned.push_str(&text);
         }
 
         let host = ScriptStrategy {
@@ -245,6 +252,7 @@ impl ScriptStrategy {
             name,
             hash: content_hash(&versioned),
             modules,
+            param_reads,
             engine,
             has_size,
             logs,
@@ -272,6 +280,25 @@ impl ScriptStrategy {
     /// Module files the script imported (canonical paths), part of its version.
     pub fn modules(&self) -> &[PathBuf] {
         &self.modules
+    }
+
+    /// The parameter names (and literal defaults) the script and its modules read.
+    pub fn param_reads(&self) -> &ParamReads {
+        &self.param_reads
+    }
+
+    /// Warnings for the parameters a run gives this script (`[params.<stem>]` of `config`,
+    /// then `overrides`): names it never reads and values of another type than its default.
+    pub fn check_params(
+        &self,
+        config_params: Option<&toml::Table>,
+        overrides: &toml::Table,
+    ) -> Vec<String> {
+        let given = super::params::given(&self.name, config_params, overrides);
+        self.param_reads.check(
+            &self.path.display().to_string(),
+            given.iter().map(|(o, k, v)| (o.as_str(), *k, *v)),
+        )
     }
 
     /// Whether the script defines `size(ctx, decision)`.
@@ -321,6 +348,7 @@ impl ScriptStrategy {
                 self.memory.type_name()
             ));
         }
+        data_only(&self.engine, &self.memory, "this")?;
         let size = serde_json::to_string(&self.memory)
             .map(|s| s.len())
             .map_err(|e| e.to_string())?;
@@ -398,6 +426,47 @@ impl Strategy for ScriptStrategy {
     }
 }
 
+/// Script memory is saved to the ledger as JSON after every window and read back on resume,
+/// so it may hold only what survives that trip unchanged: numbers, strings, booleans, (),
+/// and arrays and maps of them. A closure, a `ctx` handle, a char or a blob would be saved
+/// as something else (a string, an array), so a resumed run would differ from an
+/// uninterrupted one; refusing them on every call makes every run fail alike. Non-finite
+/// floats are refused for the same reason (JSON writes them as `null`).
+fn data_only(engine: &Engine, value: &Dynamic, at: &str) -> Result<(), String> {
+    if value.is_unit() || value.is_bool() || value.is_int() || value.is_string() {
+        return Ok(());
+    }
+    if let Ok(f) = value.as_float() {
+        return if f.is_finite() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{at} is {f}, which the saved memory cannot hold; keep only finite numbers in `this`"
+            ))
+        };
+    }
+    if let Some(map) = value.read_lock::<Map>() {
+        for (k, v) in map.iter() {
+            data_only(engine, v, &format!("{at}.{}", printable(k)))?;
+        }
+        return Ok(());
+    }
+    if let Some(array) = value.read_lock::<rhai::Array>() {
+        for (i, v) in array.iter().enumerate() {
+            data_only(engine, v, &format!("{at}[{i}]"))?;
+        }
+        return Ok(());
+    }
+    Err(format!(
+        "{at} holds a {}; `this` keeps only data (numbers, strings, booleans, (), arrays and \
+         maps of them) because it is saved and restored as JSON",
+        match engine.map_type_name(value.type_name()) {
+            "Fn" => "function pointer or closure",
+            name => name,
+        }
+    ))
+}
+
 fn describe_pos(pos: rhai::Position) -> String {
     match (pos.line(), pos.position()) {
         (Some(l), Some(c)) => format!("line {l}, column {c}"),
@@ -435,7 +504,38 @@ fn classify(err: &EvalAltResult, path: &Path) -> CallFailure {
             path.display(),
             describe_pos(inner.position())
         ),
-        _ => format!("{}: {}", path.display(), err),
+        _ => format!("{}: {}", path.display(), describe_error(err)),
     };
     CallFailure { kind, message }
+}
+
+/// Rhai's own rendering of an error (the root cause, then one line per call frame and
+/// module it passed through), with every string the script controls — a thrown value, a
+/// module name — made [`printable`], so that a script cannot write lines of its own into
+/// the log through an error.
+fn describe_error(err: &EvalAltResult) -> String {
+    let (frame, inner) = match err {
+        EvalAltResult::ErrorInFunctionCall(name, src, inner, _) => {
+            // Rhai names closures `anon$…` (its FN_ANONYMOUS prefix, not exported).
+            let mut frame = if name.starts_with("anon$") {
+                "in closure call".to_string()
+            } else {
+                format!("in call to function '{}'", printable(name))
+            };
+            if !src.is_empty() {
+                frame.push_str(&format!(" (from '{}')", printable(src)));
+            }
+            (frame, inner)
+        }
+        EvalAltResult::ErrorInModule(name, inner, _) => {
+            (format!("in module '{}'", printable(name)), inner)
+        }
+        root => return printable(&root.to_string()).into_owned(),
+    };
+    let pos = err.position();
+    if pos.is_none() {
+        format!("{}\n{frame}", describe_error(inner))
+    } else {
+        format!("{}\n{frame} ({pos})", describe_error(inner))
+    }
 }

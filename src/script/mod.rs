@@ -10,14 +10,18 @@
 //! - [`ctx`]: the read-only, lazy `ctx` the script decides from.
 //! - [`decision`]: strict checking of what the script returned.
 //! - [`host`]: loading, calling, failure classification and script memory.
+//! - [`params`]: the parameters a script reads, checked against those a run gives it.
 //! - [`reload`]: watching a script and its modules, and offering new versions.
+//! - [`text`]: escaping what a script wrote before it is logged, journaled or shown.
 
 pub mod api;
 pub mod ctx;
 pub mod decision;
 pub mod host;
+pub mod params;
 pub mod reload;
 pub mod sandbox;
+pub mod text;
 
 pub use ctx::{AccountView, Ctx, CtxState, MarketView};
 pub use host::{CallFailure, FailureKind, ScriptError, ScriptStrategy};

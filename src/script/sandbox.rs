@@ -99,14 +99,18 @@ pub fn new_engine(
     engine.on_debug(move |s, _, _| push_log(&debug_logs, s));
     engine.register_fn("log", move |s: &str| push_log(&logs, s));
 
-    engine.set_module_resolver(ConfinedResolver::new(strategies_root, imports));
+    engine.set_module_resolver(ConfinedResolver::new(
+        strategies_root,
+        imports,
+        limits.max_modules,
+    ));
     engine
 }
 
 fn push_log(logs: &Rc<RefCell<LogBuffer>>, line: &str) {
     let mut buf = logs.borrow_mut();
     if buf.lines.len() < buf.cap {
-        buf.lines.push(line.to_string());
+        buf.lines.push(super::text::printable(line).into_owned());
     } else {
         buf.dropped += 1;
     }
@@ -118,34 +122,43 @@ fn push_log(logs: &Rc<RefCell<LogBuffer>>, line: &str) {
 /// file is canonicalised so a symlink cannot lead outside the folder either. Every module it
 /// resolves is recorded, so the host can hash a script version with its modules and hot
 /// reload can watch them.
+///
+/// It also owns the two limits Rhai cannot keep across modules. Rhai evaluates an imported
+/// module with a fresh runtime state, so its own module count (`set_max_modules`) sees only
+/// one file's imports, and a module that imports itself (directly or through others) recurses
+/// until the thread's stack overflows, which aborts the whole process — fatal on hot reload,
+/// where a broken edit must only be refused. So the resolver keeps the chain of modules being
+/// loaded, refusing one that is already on it, and counts every distinct module loaded for
+/// the script against `sandbox.max_modules`.
 pub struct ConfinedResolver {
     root: PathBuf,
     inner: FileModuleResolver,
     resolved: Rc<RefCell<Vec<PathBuf>>>,
+    loading: RefCell<Vec<(PathBuf, String)>>,
+    max_modules: usize,
 }
 
 impl ConfinedResolver {
-    /// A resolver confined to `root`, recording resolved module files into `resolved`.
-    pub fn new(root: &Path, resolved: Rc<RefCell<Vec<PathBuf>>>) -> Self {
+    /// A resolver confined to `root`, recording resolved module files into `resolved` and
+    /// allowing at most `max_modules` distinct modules in all.
+    pub fn new(root: &Path, resolved: Rc<RefCell<Vec<PathBuf>>>, max_modules: usize) -> Self {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         ConfinedResolver {
             inner: FileModuleResolver::new_with_path(&root),
             root,
             resolved,
+            loading: RefCell::new(Vec::new()),
+            max_modules,
         }
     }
 
     fn check(&self, path: &str, pos: Position) -> Result<PathBuf, Box<EvalAltResult>> {
-        let refuse = |why: &str| -> Box<EvalAltResult> {
-            EvalAltResult::ErrorInModule(
-                path.to_string(),
-                format!(
-                    "import {path:?} refused: {why}; modules must live in the strategies folder"
-                )
-                .into(),
+        let refuse = |why: &str| {
+            refused(
+                path,
+                &format!("{why}; modules must live in the strategies folder"),
                 pos,
             )
-            .into()
         };
         let p = Path::new(path);
         if p.is_absolute()
@@ -163,6 +176,15 @@ impl ConfinedResolver {
     }
 }
 
+fn refused(path: &str, why: &str, pos: Position) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorInModule(
+        path.to_string(),
+        format!("import {path:?} refused: {why}").into(),
+        pos,
+    )
+    .into()
+}
+
 impl ModuleResolver for ConfinedResolver {
     fn resolve(
         &self,
@@ -172,12 +194,44 @@ impl ModuleResolver for ConfinedResolver {
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let file = self.check(path, pos)?;
-        // Always resolve against the root, never relative to the importing file.
-        let module = self.inner.resolve(engine, None, path, pos)?;
-        let mut resolved = self.resolved.borrow_mut();
-        if !resolved.contains(&file) {
-            resolved.push(file);
+        {
+            let loading = self.loading.borrow();
+            if let Some(at) = loading.iter().position(|(f, _)| *f == file) {
+                let chain: Vec<&str> = loading[at..]
+                    .iter()
+                    .map(|(_, name)| name.as_str())
+                    .chain([path])
+                    .collect();
+                return Err(refused(
+                    path,
+                    &format!("import cycle {}", chain.join(" → ")),
+                    pos,
+                ));
+            }
+            let resolved = self.resolved.borrow();
+            if !resolved.contains(&file) && resolved.len() >= self.max_modules {
+                return Err(refused(
+                    path,
+                    &format!(
+                        "the script and its modules would load more than {} modules in all \
+                         (sandbox.max_modules)",
+                        self.max_modules
+                    ),
+                    pos,
+                ));
+            }
         }
-        Ok(module)
+        // Recorded before loading, so the modules this one imports count against the limit.
+        {
+            let mut resolved = self.resolved.borrow_mut();
+            if !resolved.contains(&file) {
+                resolved.push(file.clone());
+            }
+        }
+        self.loading.borrow_mut().push((file, path.to_string()));
+        // Always resolve against the root, never relative to the importing file.
+        let module = self.inner.resolve(engine, None, path, pos);
+        self.loading.borrow_mut().pop();
+        module
     }
 }

@@ -25,7 +25,7 @@ use crate::ledger::records::TradeRecord;
 use crate::ledger::{LEDGER_FILE, Ledger, LedgerError, SessionStatus};
 use crate::report::{Curve, EquityPoint, Report, ReportBuilder, SessionInfo, Summary};
 use crate::risk::RiskGate;
-use crate::script::{Ctx, CtxState, Strategy};
+use crate::script::{Ctx, CtxState, FailureKind, Strategy};
 use crate::venue::{OutcomesVenue, ReplayVenue, Venue, resolve_from_candles};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -70,6 +70,10 @@ pub enum BacktestError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The output folder's ledger holds more than backtests (or cannot be read), so
+    /// starting fresh there would destroy it.
+    #[error("{0}")]
+    Foreign(String),
     /// The strategy could not be loaded.
     #[error("{0}")]
     Strategy(String),
@@ -224,6 +228,9 @@ pub fn plan(data: &BacktestData, config: &Config, range: &Range) -> Result<Plan,
     let windows: Vec<Window> = (0..count)
         .map(|i| Window::new(first + i64::from(i) * interval, interval, i))
         .collect();
+    if let Some(outcomes) = &data.outcomes {
+        outcome_coverage(outcomes, &windows, &mut notes)?;
+    }
     let baseline = stddev_baseline(
         candles,
         first - lead,
@@ -238,6 +245,54 @@ pub fn plan(data: &BacktestData, config: &Config, range: &Range) -> Result<Plan,
         history_candles,
         notes,
     })
+}
+
+/// How many of the planned windows the outcomes file has a market for: none at all is an
+/// error (every window would be `no_outcome`, a backtest that trades nothing and says
+/// little), a partial overlap is a note so the skipped windows are no surprise.
+fn outcome_coverage(
+    outcomes: &Outcomes,
+    windows: &[Window],
+    notes: &mut Vec<String>,
+) -> Result<(), BacktestError> {
+    let covered = windows
+        .iter()
+        .filter(|w| outcomes.row(w.start).is_some())
+        .count();
+    let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
+        return Ok(());
+    };
+    let span = || {
+        let mut rows = outcomes.rows();
+        let lo = rows.next().map(|r| r.start);
+        let hi = outcomes.rows().last().map(|r| r.start);
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => {
+                format!("{} → {} UTC", utc(lo), utc(hi + outcomes.interval_secs))
+            }
+            _ => "no market".into(),
+        }
+    };
+    if covered == 0 {
+        return Err(BacktestError::Range(format!(
+            "the outcomes in {} ({}) do not overlap the backtest's windows ({} → {} UTC): every \
+             window would be skipped as no_outcome. Pass outcomes recorded over the same period \
+             as the data, or choose --from/--to inside the outcomes' period",
+            outcomes.path.display(),
+            span(),
+            utc(first.start),
+            utc(last.end)
+        )));
+    }
+    if covered < windows.len() {
+        notes.push(format!(
+            "the outcomes ({}) cover {covered} of the {} windows; the other {} are skipped as no_outcome",
+            span(),
+            windows.len(),
+            windows.len() - covered
+        ));
+    }
+    Ok(())
 }
 
 /// What to run.
@@ -383,6 +438,10 @@ pub struct BacktestResult {
     pub last_window: Window,
     /// Windows without a known outcome (journaled as `no_outcome`), with `--outcomes`.
     pub no_outcome: usize,
+    /// Script calls stopped by the wall-clock safety net (`sandbox.backtest_call_timeout_ms`,
+    /// journaled as `script_timeout`). Non-zero means the result depends on the machine's
+    /// speed: the same backtest elsewhere may time out in other windows.
+    pub wall_clock_timeouts: usize,
     /// Price data vs Polymarket, with `--outcomes`.
     pub agreement: Option<Agreement>,
     /// Candles the anomaly filter rejected.
@@ -417,6 +476,7 @@ pub fn start_fresh(dir: &Path) -> Result<(), BacktestError> {
         source,
     };
     std::fs::create_dir_all(dir).map_err(err)?;
+    refuse_foreign_ledger(dir)?;
     for name in WRITTEN_FILES {
         match std::fs::remove_file(dir.join(name)) {
             Ok(()) => {}
@@ -425,6 +485,31 @@ pub fn start_fresh(dir: &Path) -> Result<(), BacktestError> {
         }
     }
     Ok(())
+}
+
+/// A backtest replaces the ledger in its folder, so it must only ever replace a backtest's:
+/// a ledger that records `updown run` sessions or live orders is refused, and so is one that
+/// cannot be read (whose contents nobody can vouch for).
+fn refuse_foreign_ledger(dir: &Path) -> Result<(), BacktestError> {
+    let path = dir.join(LEDGER_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let advice = "pass --out to back-test into another folder (the default is data/backtests/<strategy stem>)";
+    let ledger = Ledger::open_read_only(&path).map_err(|e| {
+        BacktestError::Foreign(format!(
+            "{} exists and cannot be read ({e}), so the backtest will not replace it; {advice}",
+            path.display()
+        ))
+    })?;
+    match ledger.records_besides_backtests()? {
+        None => Ok(()),
+        Some(what) => Err(BacktestError::Foreign(format!(
+            "{} holds {what}, not only backtests; a backtest starts fresh by replacing the ledger \
+             and will not delete those records. {advice}",
+            path.display()
+        ))),
+    }
 }
 
 /// Run one backtest over `plan`'s windows as a fresh session in `spec.out_dir`.
@@ -489,7 +574,7 @@ pub fn run_backtest_with(
     };
 
     start_fresh(&spec.out_dir)?;
-    let strategy = crate::native::load_strategy(&spec.strategy, &config.sandbox)
+    let strategy = crate::native::load_strategy(&spec.strategy, &config.sandbox.for_backtest())
         .map_err(BacktestError::Strategy)?;
     let params = strategy_params(config, &spec.strategy, &spec.overrides);
     let script_hash = strategy.content_hash().to_string();
@@ -573,6 +658,11 @@ pub fn run_backtest_with(
     let summary = read.builder.summary(account.starting_capital);
     let fingerprint = read.fingerprint.finish(&summary);
     let no_outcome = summary.not_traded.get("no_outcome").copied().unwrap_or(0);
+    let wall_clock_timeouts = summary
+        .not_traded
+        .get(FailureKind::Timeout.code())
+        .copied()
+        .unwrap_or(0);
     let agreement = match &data.outcomes {
         Some(o) if cut.is_none() => {
             let decided = &plan.windows[..summary.windows.min(plan.windows.len())];
@@ -600,6 +690,7 @@ pub fn run_backtest_with(
         first_window,
         last_window,
         no_outcome,
+        wall_clock_timeouts,
         agreement,
         anomalies,
         out_dir: spec.out_dir.clone(),

@@ -245,6 +245,7 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
             (row, Some(at), first)
         }
         _ => {
+            super::claim_folder(&ledger, &run_key, spec.fresh)?;
             let first = Window::first_start_at_or_after(clock.now_secs() + lead, interval);
             let account = new_account(config);
             let label = format!(

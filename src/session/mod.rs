@@ -57,6 +57,56 @@ pub enum SessionError {
     Setup(String),
 }
 
+/// Before a new session of `run_key` starts in a folder: refuse when another run's session
+/// there is unfinished (unless `fresh`, which abandons it), because the new session would
+/// rewrite the journals under it and a plain rerun of the old command could no longer resume
+/// it. A changed `--intervals`, parameter or config is a different run, and nothing used to
+/// say so. An unfinished session that still holds a position is never abandoned: its stake
+/// would be lost from the books.
+pub(crate) fn claim_folder(
+    ledger: &Ledger,
+    run_key: &str,
+    fresh: bool,
+) -> Result<(), SessionError> {
+    if let Some(other) = ledger.unfinished_other_run(run_key)? {
+        let open = ledger.open_positions(other.id)?;
+        let what = format!(
+            "{} holds an unfinished session #{} of another run ({}, stopped before window {})",
+            ledger.path().display(),
+            other.id,
+            other.label,
+            other.next_index + 1
+        );
+        if !open.is_empty() {
+            return Err(SessionError::Setup(format!(
+                "{what} with an open position; resume it with its own command (same strategy, data, \
+                 config, parameters and --intervals) until it settles, or pass --out to use another folder"
+            )));
+        }
+        if !fresh {
+            return Err(SessionError::Setup(format!(
+                "{what}; the strategy, data, config, parameters or --intervals differ from it. Rerun \
+                 its own command to resume it, pass --fresh to abandon it and start this run, or \
+                 pass --out to use another folder"
+            )));
+        }
+        tracing::warn!(
+            "abandoning unfinished session #{} ({}) for this run (--fresh)",
+            other.id,
+            other.label
+        );
+        ledger.finish_session(other.id, crate::ledger::SessionStatus::Abandoned)?;
+    }
+    let earlier = ledger.other_runs(run_key)?;
+    if earlier > 0 {
+        tracing::info!(
+            "{} keeps {earlier} finished session(s) of other runs; the journals beside it now describe this run",
+            ledger.path().display()
+        );
+    }
+    Ok(())
+}
+
 /// How a session loop ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ending {

@@ -161,6 +161,7 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
             (row, Some(at))
         }
         _ => {
+            super::claim_folder(&ledger, &run_key, spec.fresh)?;
             let account = new_account(config);
             let row = ledger.create_session(&run_key, &label, &account)?;
             ledger.record_equity(row.id, first_start - lead, &account.equity().to_string())?;

@@ -29,7 +29,7 @@
 //!
 //! A script that does not load is reported with a precise kind too ([`load_problem`]:
 //! `syntax_error`, `eval_disabled`, `missing_predict`, `size_signature`, `import_refused`,
-//! or the limit its top level broke).
+//! `import_cycle`, `too_many_modules`, or the limit its top level broke).
 //!
 //! A fixture's answer is the session's: `predict`, then — for UP or DOWN — `size` or
 //! `strategy.default_stake`, exactly as the session asks a strategy. The risk gate sees the
@@ -147,6 +147,10 @@ pub struct StrategyReport {
     pub max_operations: Option<u64>,
     /// Longest call, microseconds.
     pub max_call_us: Option<u64>,
+    /// What looked wrong without failing: parameters of `[params.<stem>]` the script never
+    /// reads or gets with another type than its default (`parameter`), and calls that used
+    /// over half of `sandbox.call_timeout_ms` (`slow_call`).
+    pub warnings: Vec<Problem>,
     /// One entry per fixture file, sorted by name.
     pub fixtures: Vec<FixtureReport>,
     /// The built-in smoke check on recorded data; `None` when the script did not load.
@@ -245,7 +249,13 @@ pub fn load_problem(script: &Path, err: &ScriptError) -> Problem {
         ScriptError::Contract { message, .. } if message.contains("`size`") => "size_signature",
         ScriptError::Contract { .. } => "contract",
         ScriptError::TopLevel { message, .. } => {
-            if message.contains("refused") && message.contains("strategies folder") {
+            if message.contains("refused: import cycle") {
+                "import_cycle"
+            } else if message.contains("(sandbox.max_modules)")
+                || message.contains("Too many modules")
+            {
+                "too_many_modules"
+            } else if message.contains("refused") && message.contains("strategies folder") {
                 "import_refused"
             } else if message.contains("Too many operations") {
                 FailureKind::OperationBudget.code()
@@ -429,6 +439,21 @@ pub fn validate_with(
             report.max_call_us = report.max_call_us.max(smoke.max_call_us);
             report.smoke = Some(smoke);
         }
+        let deadline_us = config.sandbox.call_timeout_ms.saturating_mul(1000);
+        if let Some(us) = report.max_call_us
+            && us.saturating_mul(2) > deadline_us
+        {
+            report.warnings.push(Problem::new(
+                "slow_call",
+                format!(
+                    "the slowest call took {:.1} ms, over half of sandbox.call_timeout_ms \
+                     ({} ms): on a slower or busier machine a session may time out there and \
+                     skip the window. Backtests are decided by the operation budget instead",
+                    us as f64 / 1000.0,
+                    config.sandbox.call_timeout_ms
+                ),
+            ));
+        }
         strategies.push(report);
     }
     let mut totals = Totals {
@@ -488,6 +513,7 @@ pub fn validate_strategy(
         note: None,
         max_operations: None,
         max_call_us: None,
+        warnings: Vec::new(),
         fixtures: Vec::new(),
         smoke: None,
     };
@@ -501,6 +527,10 @@ pub fn validate_strategy(
             report.compiled = true;
             report.script_hash = Some(s.content_hash().to_string());
             report.has_size = s.has_size();
+            let stem = crate::native::params_name(script);
+            for message in s.check_params(config.params.get(&stem), &toml::Table::new()) {
+                report.warnings.push(Problem::new("parameter", message));
+            }
         }
     }
     let files = list_fixtures(&dir)?;
