@@ -587,7 +587,7 @@ fn calls(data_dir: &Path, table: &mut Table) -> anyhow::Result<()> {
                 st.now = w.start;
                 st.window = Some(Window::clone(w));
                 st.market = market_view(&quote);
-                st.account = account.view();
+                st.account = updown::script::AccountView::of(&account);
             }
             let t = Instant::now();
             let d = s.predict(&ctx).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -4,6 +4,7 @@
 //! These types sit below every other module so that the data flow (feed → script → risk →
 //! venue → ledger) can name the same things without any stage depending on a later one.
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -137,4 +138,22 @@ pub enum StakeAsk {
     Usd(f64),
     /// Not a number at all; the text names what came back.
     Invalid(String),
+}
+
+/// A filled entry: what a venue reports and the ledger books (defined here, below both,
+/// so that neither depends on the other).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fill {
+    /// Window it belongs to.
+    pub window_start: i64,
+    /// Token bought.
+    pub side: Side,
+    /// USD spent.
+    pub stake: Decimal,
+    /// Average price paid.
+    pub price: Decimal,
+    /// Shares held after the fee (Polymarket takes a buy's fee in shares).
+    pub shares: Decimal,
+    /// Fee in USD.
+    pub fee: Decimal,
 }

@@ -357,7 +357,10 @@ fn parameters_the_script_never_reads_or_gets_mistyped_are_warned() {
         typo.stderr
     );
     assert!(
-        typo.stderr.contains("rsi_low"),
+        typo.stderr.contains(
+            "(it reads ema_fast, ema_slow, rsi_high, rsi_low, rsi_period, stake_base, stake_cap, \
+             stake_growth)"
+        ),
         "lists what it reads: {}",
         typo.stderr
     );

@@ -29,8 +29,8 @@ use super::binance::{BinanceMessage, TimeUnit, closed_by, parse_klines, parse_ws
 use super::net::{Backoff, Http, HttpCounters, NetError, tls_config};
 use super::spot::{SpotPrice, parse_coinbase_spot, parse_coingecko_simple_price};
 use super::{CANDLE_SECS, Candle, Feed};
+use crate::clock::{TimeSample, WallClock};
 use crate::config::LiveConfig;
-use crate::session::clock::{TimeSample, WallClock};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

@@ -21,15 +21,14 @@
 //! ends, instead of every few hundred steps. `updown run` never batches, so its crash safety
 //! is as above.
 
-pub mod account;
 pub mod journal;
 pub mod lock;
 pub mod orders;
 pub mod records;
 
-pub use account::Account;
+pub use crate::account::Account;
 
-use crate::venue::Fill;
+use crate::domain::Fill;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
@@ -96,16 +95,7 @@ fn advice(e: &rusqlite::Error) -> &'static str {
     }
 }
 
-/// A latched halt.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Halt {
-    /// Reason code (see `risk::HaltReason::code`).
-    pub reason: String,
-    /// Details for people.
-    pub detail: String,
-    /// When it latched, Unix seconds (session time).
-    pub at: i64,
-}
+pub use crate::risk::Halt;
 
 /// Lifecycle of a session row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +111,8 @@ pub enum SessionStatus {
 }
 
 impl SessionStatus {
-    fn code(self) -> &'static str {
+    /// Stable code stored in the ledger (`running`, `complete`, …).
+    pub fn code(self) -> &'static str {
         match self {
             SessionStatus::Running => "running",
             SessionStatus::Complete => "complete",
@@ -268,6 +259,59 @@ impl Ledger {
             halt_seen: std::cell::RefCell::new(None),
             since_checkpoint: 0,
         })
+    }
+
+    /// Open an existing ledger to read it without changing it (`updown report`): read-write
+    /// without create or migration, so that closing tidies the WAL files away as every
+    /// ledger user does (a read-only connection would leave them behind), and read-only
+    /// ([`Ledger::open_read_only`]) where the folder cannot be written.
+    pub fn open_existing(path: &Path) -> Result<Ledger, LedgerError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let opened = Connection::open_with_flags(path, flags).and_then(|conn| {
+            conn.busy_timeout(std::time::Duration::from_secs(2))?;
+            let found: String = conn.query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((conn, found))
+        });
+        match opened {
+            Ok((conn, found)) if found == SCHEMA_VERSION => Ok(Ledger {
+                conn,
+                path: path.to_path_buf(),
+                batch: None,
+                pending: std::cell::RefCell::new(None),
+                halt_seen: std::cell::RefCell::new(None),
+                since_checkpoint: 0,
+            }),
+            Ok((_, found)) => Err(LedgerError::Schema {
+                path: path.to_path_buf(),
+                found,
+            }),
+            Err(_) => Self::open_read_only(path),
+        }
+    }
+
+    /// Every session, newest first: its id, label and status.
+    pub fn sessions(&self) -> Result<Vec<(i64, String, SessionStatus)>, LedgerError> {
+        self.write_pending()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, label, status FROM sessions ORDER BY id DESC")
+            .map_err(|e| self.sql(e))?;
+        let rows: Vec<(i64, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.sql(e))?;
+        rows.into_iter()
+            .map(|(id, label, status)| {
+                let parsed = SessionStatus::parse(&status)
+                    .ok_or_else(|| self.corrupt(format!("session {id} status"), &status))?;
+                Ok((id, label, parsed))
+            })
+            .collect()
     }
 
     /// Open an existing ledger for reading only (`updown status`): nothing is created or

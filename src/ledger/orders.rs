@@ -2,7 +2,8 @@
 //! each step that touches the venue, so a crash at any point leaves enough on disk to find
 //! out what happened without sending a second order.
 //!
-//! Owned by the live venue ([`crate::venue::live`]), which keeps its own connection to the
+//! Owned by the live venue (through the [`OrderJournal`] trait it defines), which keeps its
+//! own connection to the
 //! session's `ledger.sqlite` (WAL lets the session's connection and this one share the
 //! file; each statement here is its own transaction). The lifecycle of one order:
 //!
@@ -19,180 +20,13 @@
 //!    or `not_sent` (after a crash the venue had no such order: the window is given up).
 
 use super::{Halt, LedgerError};
+pub use crate::venue::orders::{
+    FillRow, FillStatus, Intent, JournalError, OrderJournal, OrderRow, OrderState, order_key,
+};
 use rusqlite::{Connection, params};
 use rust_decimal::Decimal;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-
-/// Where an order stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OrderState {
-    /// Written before sending; the venue may or may not have it (a crash right after).
-    Intended,
-    /// The venue answered and holds the order (its fills may still be provisional).
-    Submitted,
-    /// Sent, but the answer never came: to be found on the venue, never assumed unfilled.
-    Unknown,
-    /// Matched, wholly or partly (fills may still be provisional).
-    Filled,
-    /// The venue holds it but nothing matched (a FAK that found nothing, or cancelled).
-    Unfilled,
-    /// The venue refused it; there is no position.
-    Rejected,
-    /// After a crash the venue had no such order: nothing was sent; the window is not retried.
-    NotSent,
-}
-
-impl OrderState {
-    /// Stable code stored in the ledger.
-    pub fn code(self) -> &'static str {
-        match self {
-            OrderState::Intended => "intended",
-            OrderState::Submitted => "submitted",
-            OrderState::Unknown => "unknown",
-            OrderState::Filled => "filled",
-            OrderState::Unfilled => "unfilled",
-            OrderState::Rejected => "rejected",
-            OrderState::NotSent => "not_sent",
-        }
-    }
-
-    fn parse(s: &str) -> Option<OrderState> {
-        Some(match s {
-            "intended" => OrderState::Intended,
-            "submitted" => OrderState::Submitted,
-            "unknown" => OrderState::Unknown,
-            "filled" => OrderState::Filled,
-            "unfilled" => OrderState::Unfilled,
-            "rejected" => OrderState::Rejected,
-            "not_sent" => OrderState::NotSent,
-            _ => return None,
-        })
-    }
-
-    /// Whether the venue still has to be asked what became of the order.
-    pub fn needs_venue(self) -> bool {
-        matches!(
-            self,
-            OrderState::Intended | OrderState::Submitted | OrderState::Unknown
-        )
-    }
-}
-
-/// A trade's settlement status as the venue reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FillStatus {
-    /// Matched off-chain, not yet on chain: provisional.
-    Matched,
-    /// Mined, not yet final: provisional.
-    Mined,
-    /// The chain transaction is being retried: provisional.
-    Retrying,
-    /// Final.
-    Confirmed,
-    /// The chain transaction failed: the fill is void.
-    Failed,
-}
-
-impl FillStatus {
-    /// Stable code (the venue's, upper case).
-    pub fn code(self) -> &'static str {
-        match self {
-            FillStatus::Matched => "MATCHED",
-            FillStatus::Mined => "MINED",
-            FillStatus::Retrying => "RETRYING",
-            FillStatus::Confirmed => "CONFIRMED",
-            FillStatus::Failed => "FAILED",
-        }
-    }
-
-    /// The venue's status text (any case); unknown text is read as provisional.
-    pub fn parse(s: &str) -> FillStatus {
-        match s.to_ascii_uppercase().as_str() {
-            "MINED" => FillStatus::Mined,
-            "RETRYING" => FillStatus::Retrying,
-            "CONFIRMED" => FillStatus::Confirmed,
-            "FAILED" => FillStatus::Failed,
-            // Anything new is treated as not final: never counted as settled.
-            _ => FillStatus::Matched,
-        }
-    }
-
-    /// Whether the fill can still change (confirm or fail).
-    pub fn provisional(self) -> bool {
-        matches!(
-            self,
-            FillStatus::Matched | FillStatus::Mined | FillStatus::Retrying
-        )
-    }
-}
-
-/// What is written before an order is sent.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Intent {
-    /// The trading wallet (the orders' maker), lower-case hex.
-    pub wallet: String,
-    /// Start of the window the order is for (Unix s).
-    pub window_start: i64,
-    /// The window's market slug.
-    pub slug: String,
-    /// `up` or `down`.
-    pub side: String,
-    /// The outcome token bought.
-    pub token_id: String,
-    /// pUSD offered (the order's `makerAmount`).
-    pub usd: Decimal,
-    /// The worst price accepted.
-    pub price_cap: Decimal,
-    /// The signed order's hash, which is the venue's order id.
-    pub order_hash: String,
-    /// The order's salt.
-    pub salt: String,
-    /// Wall time of the intent, Unix ms.
-    pub created_ms: i64,
-}
-
-impl Intent {
-    /// The idempotency key: one order per wallet and window, ever.
-    pub fn key(&self) -> String {
-        order_key(&self.wallet, self.window_start)
-    }
-}
-
-/// The idempotency key of `wallet`'s order for the window starting at `window_start`.
-pub fn order_key(wallet: &str, window_start: i64) -> String {
-    format!("updown:{}:{window_start}", wallet.to_ascii_lowercase())
-}
-
-/// One recorded order.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OrderRow {
-    /// What was intended.
-    pub intent: Intent,
-    /// Where it stands.
-    pub state: OrderState,
-    /// The venue's order id once known.
-    pub venue_order_id: Option<String>,
-    /// The venue's last order status (`matched`, `live`, `CANCELED`…).
-    pub venue_status: Option<String>,
-    /// Why it is in this state (rejection text, reconciliation note).
-    pub detail: Option<String>,
-}
-
-/// One venue trade of an order.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FillRow {
-    /// The venue's trade id.
-    pub trade_id: String,
-    /// Price of the trade.
-    pub price: Decimal,
-    /// Shares bought.
-    pub shares: Decimal,
-    /// Fee in pUSD.
-    pub fee: Decimal,
-    /// Settlement status.
-    pub status: FillStatus,
-}
 
 /// The order tables, on their own connection to the session's ledger file.
 pub struct OrderStore {
@@ -479,6 +313,61 @@ impl OrderStore {
                 },
             )
             .collect()
+    }
+}
+
+impl From<LedgerError> for JournalError {
+    fn from(e: LedgerError) -> Self {
+        JournalError(e.to_string())
+    }
+}
+
+/// The live venue's journal is this SQLite store: each call is the inherent method of the
+/// same name.
+impl OrderJournal for OrderStore {
+    fn record_intent(&self, intent: &Intent) -> Result<bool, JournalError> {
+        Ok(OrderStore::record_intent(self, intent)?)
+    }
+    fn set_state(
+        &self,
+        key: &str,
+        state: OrderState,
+        venue_order_id: Option<&str>,
+        venue_status: Option<&str>,
+        detail: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), JournalError> {
+        Ok(OrderStore::set_state(
+            self,
+            key,
+            state,
+            venue_order_id,
+            venue_status,
+            detail,
+            now_ms,
+        )?)
+    }
+    fn upsert_fill(&self, key: &str, fill: &FillRow) -> Result<(), JournalError> {
+        Ok(OrderStore::upsert_fill(self, key, fill)?)
+    }
+    fn order(&self, wallet: &str, window_start: i64) -> Result<Option<OrderRow>, JournalError> {
+        Ok(OrderStore::order(self, wallet, window_start)?)
+    }
+    fn unresolved(
+        &self,
+        wallet: &str,
+        recheck_since_ms: i64,
+    ) -> Result<Vec<OrderRow>, JournalError> {
+        Ok(OrderStore::unresolved(self, wallet, recheck_since_ms)?)
+    }
+    fn all(&self, wallet: &str) -> Result<Vec<OrderRow>, JournalError> {
+        Ok(OrderStore::all(self, wallet)?)
+    }
+    fn fills(&self, key: &str) -> Result<Vec<FillRow>, JournalError> {
+        Ok(OrderStore::fills(self, key)?)
+    }
+    fn latch_halt(&self, halt: &Halt) -> Result<(), JournalError> {
+        Ok(OrderStore::latch_halt(self, halt)?)
     }
 }
 

@@ -8,9 +8,9 @@
 //! nothing is written to it, and a failure there only leaves the label out.
 
 use super::{Curve, Report, ReportBuilder, ReportError};
-use crate::ledger::LEDGER_FILE;
 use crate::ledger::journal::{EQUITY, PREDICTIONS, TRADES};
 use crate::ledger::records::{PredictionRecord, TradeRecord};
+use crate::ledger::{LEDGER_FILE, Ledger, LedgerError};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -229,33 +229,38 @@ impl LinesDigest {
 /// [`session_info`] by digest: the label and status of the newest ledger session whose
 /// prediction lines have the journal's count and digest.
 fn session_info_digest(ledger: &Path, journal: &LinesDigest) -> Option<SessionInfo> {
-    use rusqlite::{Connection, OpenFlags};
-    if !ledger.is_file() || journal.count == 0 {
+    if journal.count == 0 {
         return None;
     }
     let want = journal.clone().finish();
-    let conn = Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .or_else(|_| Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_ONLY))
-        .ok()?;
-    conn.busy_timeout(std::time::Duration::from_secs(2)).ok()?;
-    let mut sessions = conn
-        .prepare("SELECT id, label, status FROM sessions ORDER BY id DESC")
-        .ok()?;
-    let rows: Vec<(i64, String, String)> = sessions
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .ok()?
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let mut lines = conn
-        .prepare("SELECT line FROM predictions WHERE session = ?1 ORDER BY window_start")
-        .ok()?;
-    rows.into_iter().find_map(|(id, label, status)| {
+    find_session(ledger, |ledger, id| {
         let mut digest = LinesDigest::default();
-        let mut rows = lines.query([id]).ok()?;
-        while let Some(row) = rows.next().ok()? {
-            digest.add(row.get_ref(0).ok()?.as_str().ok()?);
-        }
-        (digest.finish() == want).then_some(SessionInfo { label, status })
+        ledger
+            .for_each_prediction(id, |line| {
+                digest.add(line);
+                Ok::<(), LedgerError>(())
+            })
+            .ok()?;
+        Some(digest.finish() == want)
+    })
+}
+
+/// The newest session of the ledger at `path` for which `is_it` says yes, as the report
+/// names it. Best effort: a missing or unreadable ledger gives `None`.
+fn find_session(
+    path: &Path,
+    mut is_it: impl FnMut(&Ledger, i64) -> Option<bool>,
+) -> Option<SessionInfo> {
+    if !path.is_file() {
+        return None;
+    }
+    let ledger = Ledger::open_existing(path).ok()?;
+    let sessions = ledger.sessions().ok()?;
+    sessions.into_iter().find_map(|(id, label, status)| {
+        is_it(&ledger, id)?.then(|| SessionInfo {
+            label,
+            status: status.code().to_string(),
+        })
     })
 }
 
@@ -363,37 +368,19 @@ pub fn interval_of_slug(slug: &str) -> Option<i64> {
 /// journal's (the journals are rewritten from the ledger, line for line). Best effort: a
 /// missing or unreadable ledger gives `None`.
 fn session_info(ledger: &Path, journal_lines: &[&str]) -> Option<SessionInfo> {
-    use rusqlite::{Connection, OpenFlags};
-    if !ledger.is_file() || journal_lines.is_empty() {
+    if journal_lines.is_empty() {
         return None;
     }
-    // Read-write without create, so that closing cleans up the WAL files as any ledger
-    // user does (a read-only connection would leave them behind); nothing is written.
-    // A folder we may not write to still gets a read-only look.
-    let conn = Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .or_else(|_| Connection::open_with_flags(ledger, OpenFlags::SQLITE_OPEN_READ_ONLY))
-        .ok()?;
-    conn.busy_timeout(std::time::Duration::from_secs(2)).ok()?;
-    let mut sessions = conn
-        .prepare("SELECT id, label, status FROM sessions ORDER BY id DESC")
-        .ok()?;
-    let rows: Vec<(i64, String, String)> = sessions
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .ok()?
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let mut lines = conn
-        .prepare("SELECT line FROM predictions WHERE session = ?1 ORDER BY window_start")
-        .ok()?;
-    rows.into_iter().find_map(|(id, label, status)| {
-        let stored: Vec<String> = lines
-            .query_map([id], |r| r.get(0))
-            .ok()?
-            .collect::<Result<_, _>>()
+    find_session(ledger, |ledger, id| {
+        let mut next = journal_lines.iter();
+        let mut same = true;
+        ledger
+            .for_each_prediction(id, |line| {
+                same &= next.next() == Some(&line);
+                Ok::<(), LedgerError>(())
+            })
             .ok()?;
-        (stored.len() == journal_lines.len()
-            && stored.iter().zip(journal_lines).all(|(a, b)| a == b))
-        .then_some(SessionInfo { label, status })
+        Some(same && next.next().is_none())
     })
 }
 

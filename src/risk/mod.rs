@@ -167,6 +167,19 @@ pub struct GateInput {
     pub seconds_to_close: i64,
 }
 
+/// A latched halt, as the ledger keeps it: the gate's reason code, its details and when.
+/// Defined here, with the reasons, so that whoever latches one (the session, the live venue)
+/// and the ledger that stores it share it without depending on each other.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Halt {
+    /// Reason code (see [`HaltReason::code`]).
+    pub reason: String,
+    /// Details for people.
+    pub detail: String,
+    /// When it latched, Unix seconds (session time).
+    pub at: i64,
+}
+
 /// Why trading halted; latched in the ledger until `updown reset-halt`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HaltReason {

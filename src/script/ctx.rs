@@ -7,10 +7,13 @@
 //! member fails the call. The candle history holds only candles the feed has closed at
 //! `now`, which is what makes look-ahead impossible from a script.
 
+use crate::account::Account;
 use crate::domain::Window;
 use crate::feed::Candle;
 use crate::indicators::{IndicatorCache, IndicatorKey, Reading};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, INT, ImmutableString, Map};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -64,6 +67,35 @@ pub struct AccountView {
     pub losses: i64,
     /// "win", "loss" or "" before the first trade.
     pub last_result: String,
+}
+
+impl AccountView {
+    /// The account's books as scripts see them: plain numbers, read-only.
+    pub fn of(a: &Account) -> AccountView {
+        let f = |d: Decimal| d.to_f64().unwrap_or(0.0);
+        let eq = a.equity();
+        AccountView {
+            equity: f(eq),
+            cash: f(a.cash),
+            starting_capital: f(a.starting_capital),
+            peak_equity: f(a.peak_equity),
+            drawdown_pct: if a.peak_equity > Decimal::ZERO {
+                f((a.peak_equity - eq) / a.peak_equity * Decimal::ONE_HUNDRED)
+            } else {
+                0.0
+            },
+            win_streak: i64::from(a.win_streak),
+            loss_streak: i64::from(a.loss_streak),
+            trades: i64::from(a.trades),
+            wins: i64::from(a.wins),
+            losses: i64::from(a.losses),
+            last_result: match a.last_result {
+                Some(true) => "win".into(),
+                Some(false) => "loss".into(),
+                None => String::new(),
+            },
+        }
+    }
 }
 
 /// Everything `ctx` can show, owned by the session and shared with scripts through [`Ctx`].

@@ -49,10 +49,19 @@ impl Kind {
     }
 }
 
-/// What a script reads: each parameter name it mentions, with the default it gives it
-/// (text and kind) where that default is a literal.
+/// What a script reads: each name it mentions, with the default it gives it (text and kind)
+/// where it reads it with `ctx.param(name, <literal>)`.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct ParamReads(BTreeMap<String, Option<(Kind, String)>>);
+pub struct ParamReads(BTreeMap<String, Read>);
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Read {
+    /// The literal default of `ctx.param(name, default)`.
+    default: Option<(Kind, String)>,
+    /// Read as a parameter (`ctx.param("name", …)` or `ctx.params.name`), not only a
+    /// string literal somewhere: these are the names a warning lists.
+    declared: bool,
+}
 
 impl ParamReads {
     /// Scan one source file (the script or a module) and add what it reads.
@@ -60,22 +69,24 @@ impl ParamReads {
         let tokens = tokens(source);
         for (i, t) in tokens.iter().enumerate() {
             let Token::Text(name) = t else { continue };
-            let default = match (i.checked_sub(2).map(|j| &tokens[j..i]), tokens.get(i + 1..)) {
-                (Some([Token::Word(f), Token::Punct('(')]), Some(rest)) if f == "param" => {
-                    literal_default(rest)
-                }
-                _ => None,
+            let read = match (i.checked_sub(2).map(|j| &tokens[j..i]), tokens.get(i + 1..)) {
+                (Some([Token::Word(f), Token::Punct('(')]), Some(rest)) if f == "param" => Read {
+                    default: literal_default(rest),
+                    declared: true,
+                },
+                _ => Read::default(),
             };
-            let entry = self.0.entry(name.clone()).or_insert(None);
-            if entry.is_none() {
-                *entry = default;
+            let entry = self.0.entry(name.clone()).or_default();
+            entry.declared |= read.declared;
+            if entry.default.is_none() {
+                entry.default = read.default;
             }
         }
         for w in tokens.windows(3) {
             if let [Token::Word(p), Token::Punct('.'), Token::Word(name)] = w
                 && p == "params"
             {
-                self.0.entry(name.clone()).or_insert(None);
+                self.0.entry(name.clone()).or_default().declared = true;
             }
         }
     }
@@ -95,7 +106,7 @@ impl ParamReads {
     ) -> Vec<String> {
         let mut out = Vec::new();
         for (origin, name, value) in given {
-            let Some(default) = self.0.get(name) else {
+            let Some(read) = self.0.get(name) else {
                 out.push(format!(
                     "{origin}: {script} never reads a parameter named `{name}` ({}); \
                      check its spelling",
@@ -103,7 +114,7 @@ impl ParamReads {
                 ));
                 continue;
             };
-            let (Some((want, text)), Some(got)) = (default, Kind::of_toml(value)) else {
+            let (Some((want, text)), Some(got)) = (&read.default, Kind::of_toml(value)) else {
                 continue;
             };
             let whole = |f: f64| f.fract() == 0.0 && f.abs() < 9.0e15;
@@ -136,11 +147,18 @@ impl ParamReads {
     }
 
     fn listing(&self) -> String {
-        if self.0.is_empty() {
-            return "it reads none".into();
+        let names: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(_, r)| r.declared)
+            .map(|(k, _)| k.as_str())
+            .take(20)
+            .collect();
+        if names.is_empty() {
+            "it reads no parameter by name".into()
+        } else {
+            format!("it reads {}", names.join(", "))
         }
-        let names: Vec<&str> = self.0.keys().map(String::as_str).take(20).collect();
-        format!("names it mentions: {}", names.join(", "))
     }
 }
 
@@ -287,11 +305,16 @@ mod tests {
              let k = \"built\"; let m = ctx.params.direct; skip(\"r\") }",
         );
         assert!(!r.reads("in_comment") && !r.reads("block"));
-        assert_eq!(r.0["rsi_period"], Some((Kind::Integer, "14".into())));
-        assert_eq!(r.0["tilt"], Some((Kind::Float, "-0.08".into())));
-        assert_eq!(r.0["on"], Some((Kind::Bool, "true".into())));
-        assert_eq!(r.0["built"], None);
-        assert!(r.reads("direct"));
+        assert_eq!(
+            r.0["rsi_period"].default,
+            Some((Kind::Integer, "14".into()))
+        );
+        assert_eq!(r.0["tilt"].default, Some((Kind::Float, "-0.08".into())));
+        assert_eq!(r.0["on"].default, Some((Kind::Bool, "true".into())));
+        assert_eq!(r.0["built"].default, None);
+        assert!(r.reads("built") && !r.0["built"].declared);
+        assert!(r.reads("direct") && r.0["direct"].declared);
+        assert_eq!(r.listing(), "it reads direct, on, rsi_period, tilt");
     }
 
     #[test]

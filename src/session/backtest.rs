@@ -13,7 +13,10 @@
 //! ([`OutcomesVenue`]).
 
 use super::replay::{stddev_baseline, strategy_params};
-use super::{Ending, Engine, LatencyProbe, Progress, SessionError, SimulatedClock, new_account};
+use super::{
+    Ending, Engine, LatencyProbe, LedgerRecorder, Progress, Recorder, SessionError, SimulatedClock,
+    new_account,
+};
 use crate::config::Config;
 use crate::domain::Window;
 use crate::feed::join::JoinError;
@@ -798,8 +801,7 @@ fn drive<'a, V: Venue>(
         gate: RiskGate::new(&config.risk, starting),
         ctx: parts.ctx,
         filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
-        ledger,
-        journals: parts.journals,
+        recorder: LedgerRecorder::new(ledger, parts.journals, parts.session.id),
         session: parts.session,
         windows: std::borrow::Cow::Borrowed(parts.windows),
         stddev_baseline: parts.stddev_baseline,
@@ -809,7 +811,7 @@ fn drive<'a, V: Venue>(
         latency: parts.hooks.latency,
     };
     let ending = engine.run(stop)?;
-    engine.journals.flush()?;
+    engine.recorder.flush()?;
     Ok((ending, engine.filter.rejected, engine.session.account))
 }
 

@@ -29,14 +29,15 @@
 //!
 //! [`Engine`]: super::Engine
 
-use super::clock::WallClock;
 use super::replay::{Prepared, ReplayOutcome, run_prepared, stddev_baseline, strategy_params};
 use super::{SessionError, new_account};
+use crate::clock::WallClock;
 use crate::config::Config;
 use crate::domain::Window;
 use crate::feed::live::{FeedMonitor, LiveFeed, LiveSettings};
 use crate::feed::net::NetError;
 use crate::ledger::journal::{JournalEvent, JournalObserver};
+use crate::ledger::orders::OrderStore;
 use crate::ledger::records::{PredictionRecord, TradeRecord};
 use crate::ledger::{LEDGER_FILE, Ledger, SessionStatus};
 use crate::script::ScriptStrategy;
@@ -215,9 +216,13 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
     if let Some(t) = &spec.trading
         && let Some(p) = paper.take()
     {
-        let (venue, snapshot) =
-            LiveVenue::connect(p, &t.credentials, t.settings.clone(), ledger.path())
-                .map_err(|e| SessionError::Setup(format!("live trading: {e}")))?;
+        let (venue, snapshot) = LiveVenue::connect(
+            p,
+            &t.credentials,
+            t.settings.clone(),
+            Box::new(OrderStore::open(ledger.path()).map_err(SessionError::from)?),
+        )
+        .map_err(|e| SessionError::Setup(format!("live trading: {e}")))?;
         if !(t.confirm)(&snapshot) {
             return Err(
                 SessionError::Setup("live trading not confirmed; nothing was sent".into()).into(),

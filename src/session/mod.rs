@@ -18,21 +18,21 @@
 //! [`Progress`] hook.
 
 pub mod backtest;
-pub mod clock;
 pub mod live;
 pub mod lookahead;
+pub mod record;
 pub mod replay;
 pub mod sweep;
 
+pub use crate::clock::{Clock, SimulatedClock, WallClock};
 pub use backtest::{BacktestSpec, run_backtest};
-pub use clock::{Clock, SimulatedClock, WallClock};
 pub use live::{LiveSpec, run_live};
+pub use record::{DecisionStep, LedgerRecorder, Recorder, SettlementStep};
 pub use replay::{ReplaySpec, run_replay};
 
 use crate::config::Config;
 use crate::domain::{Decision, StakeAsk, Window};
 use crate::feed::{AnomalyFilter, Candle, Feed};
-use crate::ledger::journal::Journals;
 use crate::ledger::records::{PredictionRecord, ReloadRecord, TradeRecord};
 use crate::ledger::{Account, Halt, Ledger, LedgerError, OpenPosition, SessionRow};
 use crate::risk::{DataHealth, GateInput, HaltReason, RiskGate, SideQuote, Verdict};
@@ -107,6 +107,35 @@ pub(crate) fn claim_folder(
     Ok(())
 }
 
+/// Open positions read back from the ledger on resume, checked against the run's windows
+/// before the loop indexes them: an index this run does not have, or a fill for another
+/// window (a ledger written by another run, or edited), is an error naming the ledger, never
+/// a panic or a position settled against the wrong window.
+pub(crate) fn checked_positions(
+    open: Vec<OpenPosition>,
+    windows: &[Window],
+    ledger: &std::path::Path,
+) -> Result<Vec<OpenPosition>, SessionError> {
+    for p in &open {
+        match windows.get(p.window_index as usize) {
+            Some(w) if w.start == p.fill.window_start => {}
+            _ => {
+                return Err(SessionError::Setup(format!(
+                    "{}: an open position is recorded for window #{} (starting at {}), which \
+                     this run does not have (its {} windows start at {}); the ledger belongs \
+                     to another run or was changed. Move it aside or pass --out",
+                    ledger.display(),
+                    p.window_index,
+                    p.fill.window_start,
+                    windows.len(),
+                    windows.first().map_or(0, |w| w.start)
+                )));
+            }
+        }
+    }
+    Ok(open)
+}
+
 /// How a session loop ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ending {
@@ -120,7 +149,7 @@ pub enum Ending {
 
 /// The parts of one running session, wired together. Generic over the boundaries so that
 /// replay and live share this loop.
-pub struct Engine<'a, C: Clock, F: Feed, V: Venue> {
+pub struct Engine<'a, C: Clock, F: Feed, V: Venue, R: Recorder> {
     /// Settings.
     pub config: &'a Config,
     /// The strategy version in use.
@@ -139,10 +168,8 @@ pub struct Engine<'a, C: Clock, F: Feed, V: Venue> {
     pub ctx: Ctx,
     /// Anomaly filter between feed and ctx.
     pub filter: AnomalyFilter,
-    /// Durable record.
-    pub ledger: &'a mut Ledger,
-    /// Journals.
-    pub journals: Journals,
+    /// Where every step is recorded (the ledger and the journals, for a `run`).
+    pub recorder: R,
     /// The session row (account, next window).
     pub session: SessionRow,
     /// All windows of the session (borrowed from a backtest's plan, which may be shared by
@@ -222,7 +249,7 @@ pub struct Progress {
     pub total: usize,
 }
 
-impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
+impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
     /// Run the remaining windows.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<Ending, SessionError> {
         let lead = self.config.session.decision_lead_secs;
@@ -236,21 +263,21 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             if !self.wait_settling(t, stop)? || !self.settle_due(t, stop)? {
                 return Ok(Ending::Interrupted);
             }
-            if let Some(h) = self.ledger.halt()? {
+            if let Some(h) = self.recorder.halt()? {
                 return Ok(Ending::Halted(h));
             }
             self.poll_reload(t)?;
             self.advance_feed(t);
             self.decide(&window, t, late)?;
-            self.journals.window_done()?;
+            self.recorder.window_done()?;
             if let Some(progress) = self.progress.as_mut() {
                 progress(Progress {
                     done: idx + 1,
                     total: self.windows.len(),
                 });
             }
-            if let Some(h) = self.ledger.halt()? {
-                self.journals.flush()?;
+            if let Some(h) = self.recorder.halt()? {
+                self.recorder.flush()?;
                 return Ok(Ending::Halted(h));
             }
         }
@@ -262,7 +289,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         while let (false, PendingResolution::RetryAfter(every)) =
             (self.open.is_empty(), self.venue.pending_resolution())
         {
-            self.journals.flush()?;
+            self.recorder.flush()?;
             let now = self.clock.now().unwrap_or(i64::MIN);
             let last_end = self
                 .open
@@ -273,8 +300,8 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
                 return Ok(Ending::Interrupted);
             }
         }
-        self.journals.flush()?;
-        if let Some(h) = self.ledger.halt()? {
+        self.recorder.flush()?;
+        if let Some(h) = self.recorder.halt()? {
             return Ok(Ending::Halted(h));
         }
         Ok(Ending::Complete)
@@ -320,8 +347,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
             }
         };
         let line = json_line(&record)?;
-        self.ledger.record_reload(self.session.id, &line)?;
-        self.journals.reload(&line)?;
+        self.recorder.reload(&line)?;
         Ok(())
     }
 
@@ -475,16 +501,13 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         // resolution settles after later windows did, and a point at its window's end would
         // put the newest equity before older points on the curve.
         let at = self.now_or(window.end);
-        self.ledger.record_settlement(
-            self.session.id,
-            window.start,
-            &line,
-            &self.session.account,
-            (at, &eq),
-            halt.as_ref(),
-        )?;
-        self.journals.trade(&line)?;
-        self.journals.equity(at, &eq)?;
+        self.recorder.settlement(&SettlementStep {
+            window_start: window.start,
+            line: &line,
+            account: &self.session.account,
+            equity: (at, &eq),
+            halt: halt.as_ref(),
+        })?;
         let result = match won {
             Some(true) => "won",
             Some(false) => "lost",
@@ -636,18 +659,16 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         }
         let line = json_line(&record)?;
         let memory = self.strategy.memory_json();
-        self.ledger.record_decision(
-            self.session.id,
-            window.start,
-            window.index,
-            &line,
-            fill.as_ref(),
-            &self.session.account,
-            memory.as_deref(),
-            halt.as_ref(),
-        )?;
+        self.recorder.decision(&DecisionStep {
+            window_start: window.start,
+            window_index: window.index,
+            line: &line,
+            fill: fill.as_ref(),
+            account: &self.session.account,
+            memory: memory.as_deref(),
+            halt: halt.as_ref(),
+        })?;
         self.session.next_index = window.index + 1;
-        self.journals.prediction(&line)?;
         if let Some(f) = fill {
             self.open.push(OpenPosition {
                 window_index: window.index,
@@ -688,7 +709,7 @@ impl<C: Clock, F: Feed, V: Venue> Engine<'_, C, F, V> {
         st.now = t;
         st.window = Some(window.clone());
         st.market = market_view(quote);
-        st.account = self.session.account.view();
+        st.account = crate::script::AccountView::of(&self.session.account);
     }
 
     fn ask_strategy(&mut self) -> Result<(Decision, Option<StakeAsk>), crate::script::CallFailure> {
@@ -838,4 +859,48 @@ fn json_line<T: serde::Serialize>(value: &T) -> Result<String, SessionError> {
 /// A fresh account for a session.
 pub fn new_account(config: &Config) -> Account {
     Account::new(config.account.starting_capital)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Fill, Side};
+    use rust_decimal_macros::dec;
+
+    fn position(window_index: u32, window_start: i64) -> OpenPosition {
+        OpenPosition {
+            window_index,
+            fill: Fill {
+                window_start,
+                side: Side::Up,
+                stake: dec!(5),
+                price: dec!(0.51),
+                shares: dec!(9.7),
+                fee: dec!(0.1),
+            },
+        }
+    }
+
+    #[test]
+    fn a_position_read_back_must_name_a_window_of_this_run() {
+        let windows: Vec<Window> = (0..3)
+            .map(|i| Window::new(3_000 + i * 300, 300, i as u32))
+            .collect();
+        let ledger = std::path::Path::new("out/ledger.sqlite");
+        assert_eq!(
+            checked_positions(vec![position(1, 3_300)], &windows, ledger)
+                .map(|p| p.len())
+                .ok(),
+            Some(1)
+        );
+        for bad in [position(7, 5_100), position(1, 3_600)] {
+            let err = checked_positions(vec![bad], &windows, ledger)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("out/ledger.sqlite") && err.contains("does not have"),
+                "{err}"
+            );
+        }
+    }
 }

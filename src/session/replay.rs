@@ -5,7 +5,10 @@
 //! window count. Starting the same run again resumes it if it was interrupted, and reprints
 //! its result if it finished; `fresh` starts it over (the old session stays in the ledger).
 
-use super::{Clock, Ending, Engine, SessionError, SimulatedClock, new_account, stddev_of_closes};
+use super::{
+    Clock, Ending, Engine, LedgerRecorder, Recorder, SessionError, SimulatedClock, new_account,
+    stddev_of_closes,
+};
 use crate::config::Config;
 use crate::domain::Window;
 use crate::feed::{AnomalyFilter, Feed, ReplayFeed, load_csv, recorded::describe_gaps};
@@ -271,7 +274,8 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
             .restore_memory(memory)
             .map_err(|e| SessionError::Setup(format!("{}: {e}", ledger.path().display())))?;
     }
-    let open = ledger.open_positions(session.id)?;
+    let open =
+        super::checked_positions(ledger.open_positions(session.id)?, &windows, ledger.path())?;
     let mut journals = Journals::rebuild(
         &out_dir,
         &ledger.predictions(session.id)?,
@@ -314,8 +318,7 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
         gate: RiskGate::new(&config.risk, starting),
         ctx,
         filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
-        ledger: &mut ledger,
-        journals,
+        recorder: LedgerRecorder::new(&mut ledger, journals, session_id),
         session,
         windows: windows.into(),
         stddev_baseline: baseline,
@@ -325,7 +328,7 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
         latency: None,
     };
     let ending = engine.run(stop)?;
-    engine.journals.flush()?;
+    engine.recorder.flush()?;
     let anomalies = engine.filter.rejected;
     let account = engine.session.account.clone();
     // The engine borrows the ledger (and may hold a progress hook) until it is dropped.

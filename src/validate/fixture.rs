@@ -1019,7 +1019,7 @@ mod tests {
         .unwrap();
         assert_eq!(f.quote.up.ask, dec!(0.6));
         assert_eq!(f.market_view().imbalance, -0.5);
-        let v = f.account.view();
+        let v = crate::script::AccountView::of(&f.account);
         assert_eq!((v.equity, v.cash, v.win_streak, v.wins), (90.0, 80.0, 3, 3));
         assert_eq!(v.last_result, "win");
         assert_eq!(f.account.open_cost, dec!(10));

@@ -609,7 +609,7 @@ fn run_once(
         now: fx.now,
         window: Some(fx.window.clone()),
         market: fx.market_view(),
-        account: fx.account.view(),
+        account: crate::script::AccountView::of(&fx.account),
         params: strategy_params(config, script, &fx.params),
     });
     let decision = m.call(s, |s| s.predict(&ctx))?;

@@ -230,7 +230,7 @@ pub fn run(script: &Path, config: &Config, data: &SmokeData, windows: u32) -> Sm
             st.now = t;
             st.window = Some(window.clone());
             st.market = market_view(&quote);
-            st.account = account.view();
+            st.account = crate::script::AccountView::of(&account);
         }
         let mut meter = Meter::default();
         let (mut row, failed) = decide(

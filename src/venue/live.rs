@@ -13,8 +13,9 @@
 //!   `risk.max_entry_price` rounded down to the tick: it walks the asks and never pays more
 //!   than the cap; what is not matched at once is cancelled by the venue. The pUSD sent is
 //!   the approved stake, reduced so that stake + taker fee fits the wallet's balance.
-//! - **Lifecycle** ([`crate::ledger::orders`]): the intent (with the order's hash, which is
-//!   the venue's order id) is committed before the order is sent; then the venue's answer,
+//! - **Lifecycle** ([`super::orders`], written to the [`OrderJournal`] the ledger keeps):
+//!   the intent (with the order's hash, which is the venue's order id) is committed before
+//!   the order is sent; then the venue's answer,
 //!   the fills (provisional until `CONFIRMED`, void if `FAILED`) and the final state. A
 //!   window that has an order record is never sent a second order, whatever its state.
 //! - **Reconciliation** ([`LiveVenue::connect`]): before trading, the wallet's balance, open
@@ -36,12 +37,14 @@
 //! For crash tests, `UPDOWN_CRASH_AT` ([`CrashPoint`]) makes the process kill itself
 //! (SIGKILL) at one step of the lifecycle, so the tests can prove a restart recovers.
 
+use super::orders::{
+    FillRow, FillStatus, Intent, JournalError, OrderJournal, OrderRow, OrderState,
+};
 use super::paper::PaperVenue;
 use super::{Fill, PendingResolution, Quote, Resolution, Venue, VenueError};
 use crate::domain::{Side, Window};
 use crate::feed::Candle;
-use crate::ledger::orders::{FillRow, FillStatus, Intent, OrderRow, OrderState, OrderStore};
-use crate::ledger::{Halt, LedgerError};
+use crate::risk::Halt;
 use crate::risk::Stake;
 use alloy::signers::Signer as _;
 use alloy::signers::local::PrivateKeySigner;
@@ -91,9 +94,9 @@ pub enum LiveVenueError {
     /// The wallet's state on the venue could not be loaded: trading is refused.
     #[error("cannot load the wallet's state from the venue, so nothing will be traded: {0}")]
     Snapshot(String),
-    /// The ledger failed.
+    /// The order journal (the ledger's order tables) failed.
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Journal(#[from] JournalError),
     /// Setting up the venue failed.
     #[error("{0}")]
     Setup(String),
@@ -712,7 +715,7 @@ fn resend(o: &SignedOrder) -> SignedOrder {
 pub struct LiveVenue {
     paper: PaperVenue,
     trader: Trader,
-    store: OrderStore,
+    store: Box<dyn OrderJournal>,
     crash_at: Option<CrashPoint>,
 }
 
@@ -727,17 +730,16 @@ impl std::fmt::Debug for LiveVenue {
 
 impl LiveVenue {
     /// Authenticate, load the wallet's state from the venue, and reconcile the orders in
-    /// the ledger at `ledger` with it. Fails (and nothing is traded) when the venue's state
-    /// cannot be loaded.
+    /// `store` (the ledger's order tables) with it. Fails (and nothing is traded) when the
+    /// venue's state cannot be loaded.
     pub fn connect(
         paper: PaperVenue,
         creds: &Credentials,
         cfg: LiveTradingConfig,
-        ledger: &Path,
+        store: Box<dyn OrderJournal>,
     ) -> Result<(LiveVenue, AccountSnapshot), LiveVenueError> {
         let crash_at = cfg.crash_at;
         let trader = Trader::connect(creds, cfg)?;
-        let store = OrderStore::open(ledger)?;
         let venue = LiveVenue {
             paper,
             trader,
@@ -1385,7 +1387,7 @@ fn unavailable(e: CallError) -> VenueError {
     VenueError::Unavailable(e.to_string())
 }
 
-fn ledger_err(e: LedgerError) -> VenueError {
+fn ledger_err(e: JournalError) -> VenueError {
     VenueError::Unavailable(format!("order ledger: {e}"))
 }
 

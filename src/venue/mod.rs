@@ -9,6 +9,7 @@
 //! [`OutcomesVenue`]: the replay venue's quotes and fills, settled from those results.
 
 pub mod live;
+pub mod orders;
 pub mod outcomes;
 pub mod paper;
 pub mod polymarket;
@@ -61,22 +62,7 @@ impl Quote {
     }
 }
 
-/// A filled entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Fill {
-    /// Window it belongs to.
-    pub window_start: i64,
-    /// Token bought.
-    pub side: Side,
-    /// USD spent.
-    pub stake: Decimal,
-    /// Average price paid.
-    pub price: Decimal,
-    /// Shares held after the fee (Polymarket takes a buy's fee in shares).
-    pub shares: Decimal,
-    /// Fee in USD.
-    pub fee: Decimal,
-}
+pub use crate::domain::Fill;
 
 /// Who decided a window's outcome; recorded on every trade.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

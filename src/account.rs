@@ -1,12 +1,12 @@
 //! The account's books: cash, open stakes, streaks and drawdown, in exact decimals.
 //!
 //! Owned by the session and saved whole in the ledger after every change, so a restart
-//! resumes with exactly the numbers it stopped with.
+//! resumes with exactly the numbers it stopped with. It sits low in the crate, beside the
+//! domain types, because the risk gate, the script host (which turns it into the scripts'
+//! read-only `AccountView`), the ledger and the session all read it.
 
-use crate::script::AccountView;
-use crate::venue::Fill;
+use crate::domain::Fill;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 /// Seconds in a UTC day, for the daily loss limit.
@@ -119,33 +119,6 @@ impl Account {
             if dd > self.max_drawdown_pct {
                 self.max_drawdown_pct = dd.round_dp(4);
             }
-        }
-    }
-
-    /// The account as scripts see it.
-    pub fn view(&self) -> AccountView {
-        let f = |d: Decimal| d.to_f64().unwrap_or(0.0);
-        let eq = self.equity();
-        AccountView {
-            equity: f(eq),
-            cash: f(self.cash),
-            starting_capital: f(self.starting_capital),
-            peak_equity: f(self.peak_equity),
-            drawdown_pct: if self.peak_equity > Decimal::ZERO {
-                f((self.peak_equity - eq) / self.peak_equity * Decimal::ONE_HUNDRED)
-            } else {
-                0.0
-            },
-            win_streak: i64::from(self.win_streak),
-            loss_streak: i64::from(self.loss_streak),
-            trades: i64::from(self.trades),
-            wins: i64::from(self.wins),
-            losses: i64::from(self.losses),
-            last_result: match self.last_result {
-                Some(true) => "win".into(),
-                Some(false) => "loss".into(),
-                None => String::new(),
-            },
         }
     }
 }
