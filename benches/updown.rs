@@ -40,8 +40,7 @@ use updown::report::write_report_curve;
 use updown::script::reload::ScriptWatcher;
 use updown::script::{Ctx, CtxState, Reload, Reloader, ScriptStrategy, Strategy};
 use updown::session::backtest::{
-    BacktestData, BacktestSpec, DEFAULT_COMMIT_EVERY, Hooks, Range, plan, run_backtest,
-    run_backtest_with,
+    BacktestData, BacktestSpec, Hooks, Range, Recording, plan, run_backtest, run_backtest_with,
 };
 use updown::session::sweep::{SCRIPT_STACK_BYTES, grid, parse_axis, run_sweep};
 use updown::session::{DecisionLatency, LatencyProbe, market_view, replay::strategy_params};
@@ -369,13 +368,13 @@ fn bench_config_file(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spec(strategy: &str, config: &Config, out: &Path, commit_every: u32) -> BacktestSpec {
+fn spec(strategy: &str, config: &Config, out: &Path, recording: Recording) -> BacktestSpec {
     BacktestSpec {
         strategy: PathBuf::from(strategy),
         config: config.clone(),
         overrides: toml::Table::new(),
         out_dir: out.to_path_buf(),
-        commit_every,
+        recording,
         keep_predictions: false,
     }
 }
@@ -407,7 +406,7 @@ fn backtest_once(strategy: &str, files: &[PathBuf], out: &Path) -> anyhow::Resul
     let plan = plan(&data, &config, &Range::default())?;
     let t1 = Instant::now();
     let result = run_backtest(
-        &spec(strategy, &config, out, DEFAULT_COMMIT_EVERY),
+        &spec(strategy, &config, out, Recording::InMemory),
         &data,
         &plan,
         None,
@@ -645,18 +644,18 @@ fn latency(
     let plan = plan(&data, &config, &Range::default())?;
     let stop = AtomicBool::new(false);
     let section = "Decision latency (in process, 2024-10 window, the run with the median p99)";
-    for (strategy, commit_every, mode) in [
+    for (strategy, recording, mode) in [
         (
             SCRIPTS[0],
-            DEFAULT_COMMIT_EVERY,
-            "backtest (ledger batched)",
+            Recording::InMemory,
+            "backtest (recorded in memory)",
         ),
         (
             SCRIPTS[0],
-            1,
+            Recording::Ledger { commit_every: 1 },
             "one ledger transaction per step, as `updown run`",
         ),
-        (NATIVE, DEFAULT_COMMIT_EVERY, "backtest (ledger batched)"),
+        (NATIVE, Recording::InMemory, "backtest (recorded in memory)"),
     ] {
         // (p50, p99, max, decisions, gated) of each run.
         let mut results = Vec::new();
@@ -670,7 +669,7 @@ fn latency(
                 };
                 let out = scratch.join("latency");
                 run_backtest_with(
-                    &spec(strategy, &config, &out, commit_every),
+                    &spec(strategy, &config, &out, recording),
                     &data,
                     &plan,
                     None,
@@ -940,7 +939,7 @@ fn sweep(
                 SCRIPTS[0],
                 &config,
                 &scratch.join(format!("sweep{jobs}")),
-                DEFAULT_COMMIT_EVERY,
+                Recording::InMemory,
             );
             let cpu0 = cpu_time();
             let t = Instant::now();

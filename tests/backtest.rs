@@ -942,7 +942,7 @@ fn the_look_ahead_check_names_the_window_and_both_decisions_when_one_changes() {
         config,
         overrides: toml::Table::new(),
         out_dir: dir.path().to_path_buf(),
-        commit_every: 64,
+        recording: updown::session::backtest::Recording::Ledger { commit_every: 64 },
         keep_predictions: true,
     };
     let stop = AtomicBool::new(false);
@@ -1015,4 +1015,71 @@ fn files_joined_across_weeks_and_a_large_move_are_still_traded_after_the_hole() 
         "every window refused as stale: the filter rejected December"
     );
     assert!(!trades(&out).is_empty());
+}
+
+#[test]
+fn a_backtest_recorded_in_memory_leaves_what_a_run_would_have_recorded() {
+    // Recorded in memory and written once (the default), or through the ledger one step per
+    // transaction as `updown run` records: the same report, fingerprint, journals and ledger.
+    // The shipped config halts on the first day, so the halt is recorded too; the outcomes
+    // file makes it settle by Polymarket's results.
+    let dir = tempdir();
+    let mut folders = Vec::new();
+    for (name, extra) in [("memory", None), ("ledger", Some("1"))] {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "--strategy",
+            RSI_MACD,
+            "--data",
+            PM_BINANCE,
+            "--outcomes",
+            PM_OUTCOMES,
+            "--to",
+            "2026-02-23T00:00",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if let Some(n) = extra {
+            args.extend(["--commit-every", n]);
+        }
+        let r = backtest(&args);
+        folders.push((out, fingerprint_of(&r), r.stdout.replace(name, "X")));
+    }
+    let [(mem, mem_print, mem_out), (led, led_print, led_out)] = &folders[..] else {
+        unreachable!()
+    };
+    assert_eq!(mem_print, led_print);
+    assert_eq!(mem_out, led_out);
+    assert!(mem_out.contains("HALTED"), "{mem_out}");
+    for file in [
+        "predictions.jsonl",
+        "trades.jsonl",
+        "equity_curve.csv",
+        "script_reloads.jsonl",
+    ] {
+        let a = std::fs::read(mem.join(file)).unwrap();
+        assert!(!a.is_empty() || file == "script_reloads.jsonl", "{file}");
+        assert_eq!(a, std::fs::read(led.join(file)).unwrap(), "{file}");
+    }
+    let open =
+        |dir: &Path| updown::ledger::Ledger::open_read_only(&dir.join("ledger.sqlite")).unwrap();
+    let (a, b) = (open(mem), open(led));
+    let (sa, sb) = (
+        a.latest_session().unwrap().unwrap(),
+        b.latest_session().unwrap().unwrap(),
+    );
+    assert_eq!(
+        (sa.status, sa.next_index, &sa.account, &sa.memory),
+        (sb.status, sb.next_index, &sb.account, &sb.memory)
+    );
+    assert_eq!(a.halt().unwrap(), b.halt().unwrap());
+    assert!(a.halt().unwrap().is_some());
+    assert_eq!(a.predictions(sa.id).unwrap(), b.predictions(sb.id).unwrap());
+    assert_eq!(a.trades(sa.id).unwrap(), b.trades(sb.id).unwrap());
+    assert_eq!(a.equity(sa.id).unwrap(), b.equity(sb.id).unwrap());
+    assert_eq!(
+        a.open_positions(sa.id).unwrap(),
+        b.open_positions(sb.id).unwrap()
+    );
 }

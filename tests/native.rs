@@ -40,7 +40,7 @@ fn run(
         overrides: parse_param_overrides(&params.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             .expect("params"),
         out_dir: out.to_path_buf(),
-        commit_every: 512,
+        recording: updown::session::backtest::Recording::InMemory,
         keep_predictions: true,
     };
     run_backtest(&spec, data, &plan, None, None, &AtomicBool::new(false)).expect("backtest")

@@ -20,8 +20,8 @@ use updown::ledger::lock::FolderLock;
 use updown::report::{Written, write_report_curve};
 use updown::session::Ending;
 use updown::session::backtest::{
-    BacktestData, BacktestResult, BacktestSpec, DEFAULT_COMMIT_EVERY, Plan, Range, parse_bound,
-    plan, run_backtest, utc,
+    BacktestData, BacktestResult, BacktestSpec, Plan, Range, Recording, parse_bound, plan,
+    run_backtest, utc,
 };
 use updown::session::lookahead::{
     DEFAULT_SAMPLES, LookaheadReport, check_lookahead, planned_windows,
@@ -94,9 +94,11 @@ pub struct BacktestArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLES as u32,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     lookahead_samples: u32,
-    /// Ledger steps per transaction (1 = commit every step, as `updown run` does).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_COMMIT_EVERY, hide = true)]
-    commit_every: u32,
+    /// Record through the ledger as a `run` does, N steps per transaction (1 = every step,
+    /// as `updown run` commits), instead of in memory with one write at the end: for
+    /// measuring a session's recording costs. Same results either way.
+    #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u32).range(1..))]
+    commit_every: Option<u32>,
     /// No progress bar and no header; print the summary and the fingerprint.
     #[arg(long, short)]
     quiet: bool,
@@ -227,7 +229,10 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         config,
         overrides,
         out_dir: out.clone(),
-        commit_every: args.commit_every.max(1),
+        recording: match args.commit_every {
+            Some(commit_every) => Recording::Ledger { commit_every },
+            None => Recording::InMemory,
+        },
         keep_predictions: args.check_lookahead,
     };
     let show_bar = !args.quiet && std::io::stderr().is_terminal();

@@ -254,6 +254,12 @@ fn live_trading(args: &RunArgs, config: &Config) -> anyhow::Result<LiveTrading> 
         std::time::Duration::from_millis(config.live.http_timeout_ms.max(1000));
     // Test-only crash points (crash tests); documented in src/venue/live.rs, not in --help.
     settings.crash_at = CrashPoint::from_env();
+    if !CrashPoint::available() && std::env::var_os(updown::venue::live::CRASH_VAR).is_some() {
+        tracing::warn!(
+            "{} is set but ignored: this build has no crash points (they exist only in test builds)",
+            updown::venue::live::CRASH_VAR
+        );
+    }
     if let Some(at) = settings.crash_at {
         tracing::warn!("UPDOWN_CRASH_AT is set: the process kills itself at {at:?} (crash tests)");
     }

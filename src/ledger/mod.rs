@@ -159,6 +159,42 @@ pub struct OpenPosition {
     pub fill: Fill,
 }
 
+/// A position as [`SessionRecords`] carries it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PositionRecord {
+    /// Its window's start.
+    pub window_start: i64,
+    /// Its window's index in the session.
+    pub window_index: u32,
+    /// The fill.
+    pub fill: Fill,
+    /// Whether it was settled.
+    pub settled: bool,
+}
+
+/// A whole session's records, for [`Ledger::record_all`].
+#[derive(Clone, Copy, Debug)]
+pub struct SessionRecords<'r> {
+    /// Prediction lines with their window start, in window order.
+    pub predictions: &'r [(i64, String)],
+    /// Every position taken.
+    pub positions: &'r [PositionRecord],
+    /// Trade lines with their window start, in settlement order.
+    pub trades: &'r [(i64, String)],
+    /// Equity points (time, equity), in time order.
+    pub equity: &'r [(i64, String)],
+    /// Reload lines, in order.
+    pub reloads: &'r [String],
+    /// The halt latched, if any.
+    pub halt: Option<&'r Halt>,
+    /// The next window to decide.
+    pub next_index: u32,
+    /// The account at the end.
+    pub account: &'r Account,
+    /// The script's memory at the end.
+    pub memory: Option<&'r str>,
+}
+
 /// Handle to the ledger file. Owned by the session (one writer); `status` opens its own.
 pub struct Ledger {
     conn: Connection,
@@ -600,15 +636,23 @@ impl Ledger {
             .prepare_cached("SELECT reason, detail, at FROM halt WHERE id = 1")
             .and_then(|mut stmt| {
                 stmt.query_row([], |r| {
-                    Ok(Halt {
-                        reason: r.get(0)?,
-                        detail: r.get(1)?,
-                        at: r.get(2)?,
-                    })
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
                 })
                 .optional()
             })
-            .map_err(|e| self.sql(e))
+            .map_err(|e| self.sql(e))?
+            .map(|(reason, detail, at)| {
+                // A reason this version does not know is a corrupt ledger, which stops the
+                // session: a halt is never read as "no halt".
+                let reason = crate::risk::HaltReason::parse(&reason)
+                    .ok_or_else(|| self.corrupt("halt reason", &reason))?;
+                Ok(Halt { reason, detail, at })
+            })
+            .transpose()
     }
 
     /// Clear a latched halt; returns whether there was one.
@@ -879,6 +923,84 @@ impl Ledger {
         )
     }
 
+    /// Write a whole session's records at once, in one transaction: what a backtest kept in
+    /// memory while it ran ([`SessionRecords`]), so that `updown report` and `status` read
+    /// its folder as they read a `run`'s. The rows are the ones the step-by-step writes
+    /// ([`Ledger::record_decision`], [`Ledger::record_settlement`], …) would have left.
+    pub fn record_all(&mut self, session: i64, r: &SessionRecords<'_>) -> Result<(), LedgerError> {
+        let account = serde_json::to_string(r.account).map_err(|e| self.corrupt("account", e))?;
+        let positions = r
+            .positions
+            .iter()
+            .map(|p| {
+                serde_json::to_string(&p.fill)
+                    .map(|f| (p, f))
+                    .map_err(|e| self.corrupt("fill", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let path = self.path.clone();
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let write = |tx: &Connection| -> rusqlite::Result<()> {
+            let mut stmt = tx.prepare(
+                "INSERT INTO predictions (session, window_start, line) VALUES (?1, ?2, ?3)",
+            )?;
+            for (start, line) in r.predictions {
+                stmt.execute(params![session, start, line])?;
+            }
+            let mut stmt = tx.prepare(
+                "INSERT INTO positions (session, window_start, window_index, fill, settled) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (p, fill) in &positions {
+                stmt.execute(params![
+                    session,
+                    p.window_start,
+                    p.window_index,
+                    fill,
+                    p.settled
+                ])?;
+            }
+            let mut stmt =
+                tx.prepare("INSERT INTO trades (session, window_start, line) VALUES (?1, ?2, ?3)")?;
+            for (start, line) in r.trades {
+                stmt.execute(params![session, start, line])?;
+            }
+            let mut stmt = tx.prepare(
+                "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
+            )?;
+            for (time, equity) in r.equity {
+                stmt.execute(params![session, time, equity])?;
+            }
+            let mut stmt =
+                tx.prepare("INSERT INTO reloads (session, seq, line) VALUES (?1, ?2, ?3)")?;
+            for (seq, line) in r.reloads.iter().enumerate() {
+                stmt.execute(params![session, seq as i64 + 1, line])?;
+            }
+            tx.execute(
+                "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) \
+                 WHERE id = ?1",
+                params![session, r.next_index, account, r.memory],
+            )?;
+            if let Some(h) = r.halt {
+                latch(tx, h)?;
+                tx.execute(
+                    "UPDATE sessions SET status = 'halted' WHERE id = ?1",
+                    params![session],
+                )?;
+            }
+            Ok(())
+        };
+        write(&tx).and_then(|()| tx.commit()).map_err(sql)?;
+        if let Some(h) = r.halt {
+            self.saw_halt(h);
+        }
+        Ok(())
+    }
+
     /// Record an equity point on its own (a window without a trade).
     pub fn record_equity(&self, session: i64, time: i64, equity: &str) -> Result<(), LedgerError> {
         self.conn
@@ -1009,7 +1131,7 @@ fn latch(tx: &Connection, h: &Halt) -> rusqlite::Result<usize> {
     // The first halt wins: a later cause must not overwrite why trading stopped.
     tx.execute(
         "INSERT OR IGNORE INTO halt (id, reason, detail, at) VALUES (1, ?1, ?2, ?3)",
-        params![h.reason, h.detail, h.at],
+        params![h.reason.code(), h.detail, h.at],
     )
 }
 
@@ -1104,7 +1226,7 @@ mod tests {
         );
         assert_eq!(l.open_positions(s.id).unwrap().len(), 1);
         let halt = Halt {
-            reason: "max_drawdown".into(),
+            reason: crate::risk::HaltReason::Drawdown,
             detail: "d".into(),
             at: 600,
         };
@@ -1127,7 +1249,7 @@ mod tests {
         let l = Ledger::open(&path).unwrap();
         assert_eq!(
             l.halt().unwrap().map(|h| h.reason),
-            Some("max_drawdown".into())
+            Some(crate::risk::HaltReason::Drawdown)
         );
         let row = l.find_session("k").unwrap().unwrap();
         assert_eq!(row.status, SessionStatus::Halted);

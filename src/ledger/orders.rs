@@ -237,7 +237,7 @@ impl OrderStore {
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO halt (id, reason, detail, at) VALUES (1, ?1, ?2, ?3)",
-                params![h.reason, h.detail, h.at],
+                params![h.reason.code(), h.detail, h.at],
             )
             .map_err(|e| self.sql(e))?;
         Ok(())

@@ -172,8 +172,8 @@ pub struct GateInput {
 /// and the ledger that stores it share it without depending on each other.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Halt {
-    /// Reason code (see [`HaltReason::code`]).
-    pub reason: String,
+    /// Why (stored and shown as [`HaltReason::code`]).
+    pub reason: HaltReason,
     /// Details for people.
     pub detail: String,
     /// When it latched, Unix seconds (session time).
@@ -193,6 +193,11 @@ pub enum HaltReason {
     DailyLoss,
     /// The venue refused our credentials.
     Auth,
+    /// An order's fate could not be learnt from the venue: nothing more is sent until a
+    /// person looks.
+    OrderUnknown,
+    /// The venue refused an order for want of balance or allowance.
+    VenueBalance,
 }
 
 impl HaltReason {
@@ -203,8 +208,31 @@ impl HaltReason {
             HaltReason::ScriptFailures => "script_failures",
             HaltReason::FailedExecutions => "failed_executions",
             HaltReason::DailyLoss => "daily_loss_limit",
-            HaltReason::Auth => "auth_error",
+            HaltReason::Auth => "venue_auth",
+            HaltReason::OrderUnknown => "order_unknown",
+            HaltReason::VenueBalance => "venue_balance",
         }
+    }
+
+    /// The reason stored as `code` by [`HaltReason::code`].
+    pub fn parse(code: &str) -> Option<HaltReason> {
+        [
+            HaltReason::Drawdown,
+            HaltReason::ScriptFailures,
+            HaltReason::FailedExecutions,
+            HaltReason::DailyLoss,
+            HaltReason::Auth,
+            HaltReason::OrderUnknown,
+            HaltReason::VenueBalance,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+}
+
+impl std::fmt::Display for HaltReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
     }
 }
 

@@ -14,8 +14,8 @@
 
 use super::replay::{stddev_baseline, strategy_params};
 use super::{
-    Ending, Engine, LatencyProbe, LedgerRecorder, Progress, Recorder, SessionError, SimulatedClock,
-    new_account,
+    Ending, Engine, LatencyProbe, LedgerRecorder, MemoryRecorder, Progress, Recorder, SessionError,
+    SimulatedClock, new_account,
 };
 use crate::config::Config;
 use crate::domain::Window;
@@ -37,8 +37,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-/// Ledger steps (decisions and settlements) per transaction in a backtest. A backtest always
-/// starts fresh, so a crash costs only the rerun; `updown run` keeps one transaction per step.
+/// Ledger steps (decisions and settlements) per transaction in a backtest that records
+/// through the ledger ([`Recording::Ledger`], `--commit-every`); `updown run` keeps one
+/// transaction per step.
 pub const DEFAULT_COMMIT_EVERY: u32 = 512;
 
 /// Files a backtest (re)writes in its output folder; nothing else there is touched.
@@ -298,6 +299,23 @@ fn outcome_coverage(
     Ok(())
 }
 
+/// How a backtest records its steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recording {
+    /// In memory ([`MemoryRecorder`]); the ledger and the journals are written once, at the
+    /// end. A backtest is a computation a rerun reproduces, so it needs no step-by-step
+    /// commits.
+    #[default]
+    InMemory,
+    /// Through the ledger and the journals as a `run` records them
+    /// ([`LedgerRecorder`](super::LedgerRecorder)), `commit_every` steps per transaction
+    /// (1 = as `updown run` commits): for measuring a live session's recording costs.
+    Ledger {
+        /// Ledger steps per transaction.
+        commit_every: u32,
+    },
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct BacktestSpec {
@@ -309,8 +327,9 @@ pub struct BacktestSpec {
     pub overrides: toml::Table,
     /// Output folder: ledger, journals. Emptied of updown's own files first.
     pub out_dir: PathBuf,
-    /// Ledger steps per transaction ([`DEFAULT_COMMIT_EVERY`]; 1 = one per step, as `run`).
-    pub commit_every: u32,
+    /// How the steps are recorded: in memory (the default), or through the ledger as a
+    /// `run` records them (benchmarks of a session's costs).
+    pub recording: Recording,
     /// Keep every prediction line in the result (the look-ahead check compares them).
     pub keep_predictions: bool,
 }
@@ -591,21 +610,8 @@ pub fn run_backtest_with(
         data.joined.recorded.path.display()
     );
     let session = ledger.create_session(&format!("backtest {script_hash}"), &label, &account)?;
-    ledger.record_equity(
-        session.id,
-        first_window.start - lead,
-        &account.equity().to_string(),
-    )?;
-    let journals = Journals::rebuild(
-        &spec.out_dir,
-        &[],
-        &[],
-        &ledger.equity(session.id)?,
-        &[],
-        config.session.journal_flush_windows,
-    )
-    .map_err(SessionError::from)?;
-    ledger.batch_commits(spec.commit_every)?;
+    let first_equity = (first_window.start - lead, account.equity().to_string());
+    let flush = config.session.journal_flush_windows;
 
     let session_id = session.id;
     let ctx = Ctx::new(CtxState {
@@ -628,19 +634,59 @@ pub fn run_backtest_with(
         windows,
         stddev_baseline: plan.stddev_baseline,
         config_hash: config_hash.clone(),
-        journals,
+        outcomes: outcomes.clone(),
         hooks,
     };
-    let (ending, anomalies, account) = match &outcomes {
-        Some(o) => drive(
-            parts,
-            OutcomesVenue::new(&config.replay, Arc::clone(o)),
-            &mut ledger,
-            stop,
-        )?,
-        None => drive(parts, ReplayVenue::new(&config.replay), &mut ledger, stop)?,
+    let mut read = ReadBack::new(
+        windows.len(),
+        spec.keep_predictions,
+        data.outcomes.is_some() && cut.is_none(),
+    );
+    let (ending, anomalies, account) = match spec.recording {
+        Recording::InMemory => {
+            let (ending, anomalies, account, recorded) =
+                drive(parts, MemoryRecorder::new(first_equity), stop)?;
+            // The records are complete: the report and the fingerprint come from them, and
+            // the folder gets the ledger and journals a `run` would have left.
+            recorded.write(&mut ledger, session_id, &spec.out_dir, flush)?;
+            let unreadable = |what: &str, e: serde_json::Error| {
+                BacktestError::Failed(format!("a recorded {what} is unreadable: {e}"))
+            };
+            for (_, line) in &recorded.trades {
+                read.trade(line).map_err(|e| unreadable("trade", e))?;
+            }
+            for (_, line) in &recorded.predictions {
+                read.prediction(line)
+                    .map_err(|e| unreadable("prediction", e))?;
+            }
+            for (time, equity) in &recorded.equity {
+                read.equity(*time, equity).map_err(|e| {
+                    BacktestError::Failed(format!("a recorded equity point is unreadable: {e}"))
+                })?;
+            }
+            (ending, anomalies, account)
+        }
+        Recording::Ledger { commit_every } => {
+            ledger.record_equity(session_id, first_equity.0, &first_equity.1)?;
+            let journals = Journals::rebuild(
+                &spec.out_dir,
+                &[],
+                &[],
+                &ledger.equity(session_id)?,
+                &[],
+                flush,
+            )
+            .map_err(SessionError::from)?;
+            ledger.batch_commits(commit_every)?;
+            let recorder = LedgerRecorder::new(&mut ledger, journals, session_id);
+            let (ending, anomalies, account, mut recorder) = drive(parts, recorder, stop)?;
+            recorder.flush()?;
+            drop(recorder);
+            ledger.commit_batch()?;
+            read_back(&ledger, session_id, &mut read)?;
+            (ending, anomalies, account)
+        }
     };
-    ledger.commit_batch()?;
     match &ending {
         Ending::Complete => ledger.finish_session(session_id, SessionStatus::Complete)?,
         Ending::Halted(_) => ledger.finish_session(session_id, SessionStatus::Halted)?,
@@ -651,13 +697,6 @@ pub fn run_backtest_with(
         Ending::Halted(_) => "halted",
         Ending::Interrupted => "running",
     };
-    let read = read_back(
-        &ledger,
-        session_id,
-        spec,
-        windows.len(),
-        data.outcomes.is_some() && cut.is_none(),
-    )?;
     let summary = read.builder.summary(account.starting_capital);
     let fingerprint = read.fingerprint.finish(&summary);
     let no_outcome = summary.not_traded.get("no_outcome").copied().unwrap_or(0);
@@ -703,72 +742,82 @@ pub fn run_backtest_with(
     })
 }
 
-/// What a finished backtest reads back from its ledger, in one pass over its rows.
+/// What the report, the summary and the fingerprint are computed from: a finished
+/// backtest's records, fed one line at a time (from memory, or read back from the ledger).
 struct ReadBack {
     builder: ReportBuilder,
     fingerprint: FingerprintBuilder,
     /// Settled trades, kept only to compare settlements with recorded outcomes.
     trades: Vec<TradeRecord>,
+    keep_trades: bool,
     /// Prediction lines, kept only when asked for.
     predictions: Vec<String>,
+    keep_predictions: bool,
 }
 
-/// Read a session's trades, predictions and equity curve back from the ledger one row at a
-/// time: the report, the summary and the fingerprint are computed from the stored records
-/// without holding them.
-fn read_back(
-    ledger: &Ledger,
-    session: i64,
-    spec: &BacktestSpec,
-    windows: usize,
-    keep_trades: bool,
-) -> Result<ReadBack, BacktestError> {
-    let unreadable = |what: &str, e: serde_json::Error| {
+impl ReadBack {
+    fn new(windows: usize, keep_predictions: bool, keep_trades: bool) -> Self {
+        ReadBack {
+            builder: ReportBuilder::with_capacity(windows),
+            fingerprint: FingerprintBuilder::new(),
+            trades: Vec::new(),
+            keep_trades,
+            predictions: Vec::new(),
+            keep_predictions,
+        }
+    }
+
+    /// The next trade line, in settlement order.
+    fn trade(&mut self, line: &str) -> Result<(), serde_json::Error> {
+        // The lines were written by this run moments ago: the report reads only its fields.
+        self.builder.trade_line(line)?;
+        self.fingerprint.trade(line);
+        if self.keep_trades {
+            self.trades.push(serde_json::from_str(line)?);
+        }
+        Ok(())
+    }
+
+    /// The next prediction line, in window order.
+    fn prediction(&mut self, line: &str) -> Result<(), serde_json::Error> {
+        self.builder.prediction_line(line)?;
+        if self.keep_predictions {
+            self.predictions.push(line.to_string());
+        }
+        Ok(())
+    }
+
+    /// The next equity point, in time order.
+    fn equity(&mut self, time: i64, equity: &str) -> Result<(), rust_decimal::Error> {
+        let equity = equity.parse::<Decimal>()?;
+        self.builder.equity(EquityPoint { time, equity });
+        Ok(())
+    }
+}
+
+/// Feed a session's trades, predictions and equity curve from the ledger into `r`, one row
+/// at a time (nothing is collected but what `r` keeps).
+fn read_back(ledger: &Ledger, session: i64, r: &mut ReadBack) -> Result<(), BacktestError> {
+    let unreadable = |what: &str, e: &dyn std::fmt::Display| {
         BacktestError::Failed(format!(
             "{}: a stored {what} is unreadable: {e}",
             ledger.path().display()
         ))
     };
-    let mut r = ReadBack {
-        builder: ReportBuilder::with_capacity(windows),
-        fingerprint: FingerprintBuilder::new(),
-        trades: Vec::new(),
-        predictions: Vec::new(),
-    };
-    // The lines were written by this run moments ago: the report reads only its fields.
     ledger.for_each_trade(session, |line| {
-        r.builder
-            .trade_line(line)
-            .map_err(|e| unreadable("trade", e))?;
-        r.fingerprint.trade(line);
-        if keep_trades {
-            let t: TradeRecord = serde_json::from_str(line).map_err(|e| unreadable("trade", e))?;
-            r.trades.push(t);
-        }
-        Ok::<(), BacktestError>(())
+        r.trade(line).map_err(|e| unreadable("trade", &e))
     })?;
     ledger.for_each_prediction(session, |line| {
-        r.builder
-            .prediction_line(line)
-            .map_err(|e| unreadable("prediction", e))?;
-        if spec.keep_predictions {
-            r.predictions.push(line.to_string());
-        }
-        Ok::<(), BacktestError>(())
+        r.prediction(line).map_err(|e| unreadable("prediction", &e))
     })?;
     for (time, equity) in ledger.equity(session)? {
-        let equity = equity.parse::<Decimal>().map_err(|e| {
-            BacktestError::Failed(format!(
-                "{}: a stored equity point is unreadable: {e}",
-                ledger.path().display()
-            ))
-        })?;
-        r.builder.equity(EquityPoint { time, equity });
+        r.equity(time, &equity)
+            .map_err(|e| unreadable("equity point", &e))?;
     }
-    Ok(r)
+    Ok(())
 }
 
-/// The venue-independent parts of a backtest's engine.
+/// The parts of a backtest's engine that do not depend on how it records.
 struct Parts<'a> {
     config: &'a Config,
     strategy: Box<dyn Strategy>,
@@ -778,17 +827,36 @@ struct Parts<'a> {
     windows: &'a [Window],
     stddev_baseline: Option<f64>,
     config_hash: String,
-    journals: Journals,
+    /// Recorded results to settle by (`--outcomes`), else price data.
+    outcomes: Option<Arc<Outcomes>>,
     hooks: Hooks<'a>,
 }
 
-/// Wire the shared [`Engine`] with `venue` and run it.
-fn drive<'a, V: Venue>(
+/// Wire the shared [`Engine`] with the venue `parts` call for and `recorder`, and run it;
+/// the recorder comes back with what it recorded.
+fn drive<'a, R: Recorder>(
+    parts: Parts<'a>,
+    recorder: R,
+    stop: &AtomicBool,
+) -> Result<(Ending, u64, crate::ledger::Account, R), SessionError> {
+    match parts.outcomes.clone() {
+        Some(o) => {
+            let venue = OutcomesVenue::new(&parts.config.replay, o);
+            drive_on(parts, venue, recorder, stop)
+        }
+        None => {
+            let venue = ReplayVenue::new(&parts.config.replay);
+            drive_on(parts, venue, recorder, stop)
+        }
+    }
+}
+
+fn drive_on<'a, V: Venue, R: Recorder>(
     parts: Parts<'a>,
     venue: V,
-    ledger: &'a mut Ledger,
+    recorder: R,
     stop: &AtomicBool,
-) -> Result<(Ending, u64, crate::ledger::Account), SessionError> {
+) -> Result<(Ending, u64, crate::ledger::Account, R), SessionError> {
     let config = parts.config;
     let starting = parts.session.account.starting_capital;
     let mut engine = Engine {
@@ -801,7 +869,7 @@ fn drive<'a, V: Venue>(
         gate: RiskGate::new(&config.risk, starting),
         ctx: parts.ctx,
         filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
-        recorder: LedgerRecorder::new(ledger, parts.journals, parts.session.id),
+        recorder,
         session: parts.session,
         windows: std::borrow::Cow::Borrowed(parts.windows),
         stddev_baseline: parts.stddev_baseline,
@@ -812,7 +880,12 @@ fn drive<'a, V: Venue>(
     };
     let ending = engine.run(stop)?;
     engine.recorder.flush()?;
-    Ok((ending, engine.filter.rejected, engine.session.account))
+    Ok((
+        ending,
+        engine.filter.rejected,
+        engine.session.account,
+        engine.recorder,
+    ))
 }
 
 /// Price data vs recorded results over `windows` (the windows the session decided) and over

@@ -20,6 +20,7 @@
 pub mod backtest;
 pub mod live;
 pub mod lookahead;
+pub mod outcome;
 pub mod record;
 pub mod replay;
 pub mod sweep;
@@ -27,7 +28,8 @@ pub mod sweep;
 pub use crate::clock::{Clock, SimulatedClock, WallClock};
 pub use backtest::{BacktestSpec, run_backtest};
 pub use live::{LiveSpec, run_live};
-pub use record::{DecisionStep, LedgerRecorder, Recorder, SettlementStep};
+pub use outcome::{WindowOutcome, WindowReason, WindowVerdict};
+pub use record::{DecisionStep, LedgerRecorder, MemoryRecorder, Recorder, SettlementStep};
 pub use replay::{ReplaySpec, run_replay};
 
 use crate::config::Config;
@@ -476,7 +478,7 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
             .gate
             .halt_after(equity, account.day_pnl)
             .map(|(reason, detail)| Halt {
-                reason: reason.code().into(),
+                reason,
                 detail,
                 at: window.end,
             });
@@ -546,6 +548,9 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
         };
         let mut fill = None;
         let mut halt = None;
+        // What became of the window; every branch below settles it, and it is written into
+        // `record` at the end.
+        let outcome;
 
         // An order the venue already filled for this window before a crash: recorded as
         // the window's position, never decided (and sent) again.
@@ -558,21 +563,23 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
         };
         if let Some(f) = recovered {
             record.side = f.side.as_str().into();
-            record.verdict = "approved".into();
+            outcome = WindowOutcome {
+                verdict: WindowVerdict::Approved,
+                reason: Some(WindowReason::Recovered),
+            };
             record.stake_approved = Some(f.stake);
             record.reason = "order placed before a restart, recovered from the venue".into();
-            record.reason_code = Some("recovered".into());
             self.session.account.open(&f);
             fill = Some(f);
         } else if !self.feed.covers(window.start, window.end) {
-            record.reason_code = Some("data_gap".into());
+            outcome = WindowOutcome::skipped(WindowReason::DataGap);
             record.detail = Some(
                 "the recorded data has no complete candles for this window; not guessed".into(),
             );
         } else if late > self.config.live.max_decision_delay_secs {
             // A wall clock ran past the decision time (the bot was not running, or fell
             // behind): a decision is never made late.
-            record.reason_code = Some("missed".into());
+            outcome = WindowOutcome::skipped(WindowReason::Missed);
             record.detail = Some(format!(
                 "decision time passed {late}s ago (live.max_decision_delay_secs = {})",
                 self.config.live.max_decision_delay_secs
@@ -584,11 +591,11 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
             let late_after_quote = self.now_or(t) - t;
             match quote {
                 Err(e) => {
-                    record.reason_code = Some(e.code().into());
+                    outcome = WindowOutcome::skipped(WindowReason::Quote(e.code()));
                     record.detail = Some(e.to_string());
                 }
                 Ok(_) if late_after_quote > self.config.live.max_decision_delay_secs => {
-                    record.reason_code = Some("missed".into());
+                    outcome = WindowOutcome::skipped(WindowReason::Missed);
                     record.detail = Some(format!(
                         "the market quote came {late_after_quote}s after the decision time \
                          (live.max_decision_delay_secs = {})",
@@ -600,7 +607,7 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
                     match self.ask_strategy() {
                         Err(failure) => {
                             record.reason = failure.message.clone();
-                            record.reason_code = Some(failure.kind.code().into());
+                            outcome = WindowOutcome::skipped(WindowReason::Script(failure.kind));
                             halt = self.count_failure(t);
                         }
                         Ok((mut decision, stake_ask)) => {
@@ -622,7 +629,7 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
                                 } else {
                                     self.session.account.consecutive_script_failures = 0;
                                 }
-                                fill = self.gate_and_execute(
+                                (fill, outcome) = self.gate_and_execute(
                                     window,
                                     t,
                                     &decision,
@@ -635,18 +642,20 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
                                 // gate finding no room above the floor is the drawdown limit
                                 // reached, and it latches (DESIGN.md §5).
                                 if halt.is_none()
-                                    && record.reason_code.as_deref()
-                                        == Some(crate::risk::ReasonCode::DrawdownFloor.code())
+                                    && outcome.reason
+                                        == Some(WindowReason::Risk(
+                                            crate::risk::ReasonCode::DrawdownFloor,
+                                        ))
                                 {
                                     halt = Some(Halt {
-                                        reason: HaltReason::Drawdown.code().into(),
+                                        reason: HaltReason::Drawdown,
                                         detail: record.detail.clone().unwrap_or_default(),
                                         at: t,
                                     });
                                 }
                             } else {
                                 self.session.account.consecutive_script_failures = 0;
-                                record.reason_code = Some("script_skip".into());
+                                outcome = WindowOutcome::skipped(WindowReason::ScriptSkip);
                             }
                         }
                     }
@@ -657,6 +666,8 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
         if let Some(p) = self.latency.as_mut() {
             p.report(window.index, t);
         }
+        record.verdict = outcome.verdict.code().into();
+        record.reason_code = outcome.reason.map(|r| r.code().into());
         let line = json_line(&record)?;
         let memory = self.strategy.memory_json();
         self.recorder.decision(&DecisionStep {
@@ -695,7 +706,7 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
         a.consecutive_script_failures += 1;
         let limit = self.config.risk.max_consecutive_script_failures;
         (a.consecutive_script_failures >= limit).then(|| Halt {
-            reason: HaltReason::ScriptFailures.code().into(),
+            reason: HaltReason::ScriptFailures,
             detail: format!(
                 "{} consecutive script failures (risk.max_consecutive_script_failures = {limit})",
                 a.consecutive_script_failures
@@ -747,8 +758,10 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
         ask: StakeAsk,
         quote: &Quote,
         record: &mut PredictionRecord,
-    ) -> Option<crate::venue::Fill> {
-        let side = decision.side?;
+    ) -> (Option<crate::venue::Fill>, WindowOutcome) {
+        let Some(side) = decision.side else {
+            return (None, WindowOutcome::skipped(WindowReason::ScriptSkip));
+        };
         let book = quote.side(side);
         let input = GateInput {
             side,
@@ -780,26 +793,21 @@ impl<C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'_, C, F, V, R> {
         }
         match verdict {
             Verdict::Refused(r) => {
-                record.verdict = "refused".into();
-                record.reason_code = Some(r.code.code().into());
                 record.detail = Some(r.detail);
-                None
+                (None, WindowOutcome::refused(WindowReason::Risk(r.code)))
             }
             Verdict::Approved(stake) => match self.venue.execute(window, &stake, quote) {
                 Ok(fill) => {
-                    record.verdict = "approved".into();
                     record.stake_approved = Some(stake.usd());
                     if !stake.adjustments().is_empty() {
                         record.detail = Some(stake.adjustments().join(","));
                     }
                     self.session.account.open(&fill);
-                    Some(fill)
+                    (Some(fill), WindowOutcome::approved())
                 }
                 Err(e) => {
-                    record.verdict = "refused".into();
-                    record.reason_code = Some("execution_failed".into());
                     record.detail = Some(e.to_string());
-                    None
+                    (None, WindowOutcome::refused(WindowReason::ExecutionFailed))
                 }
             },
         }

@@ -12,7 +12,9 @@
 use super::SessionError;
 use crate::domain::Fill;
 use crate::ledger::journal::Journals;
-use crate::ledger::{Account, Halt, Ledger};
+use crate::ledger::{Account, Halt, Ledger, PositionRecord, SessionRecords};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// One decided window, as the engine records it.
 #[derive(Clone, Copy, Debug)]
@@ -132,5 +134,145 @@ impl Recorder for LedgerRecorder<'_> {
 
     fn flush(&mut self) -> Result<(), SessionError> {
         Ok(self.journals.flush()?)
+    }
+}
+
+/// The recorder of backtests and sweeps: every step kept in memory and written out once,
+/// at the end ([`MemoryRecorder::write`]): the ledger in one transaction, the journals in one
+/// pass. A backtest is a computation that a rerun reproduces exactly, so it does not need
+/// a live session's step-by-step commits; what a trader reads afterwards (`updown report`,
+/// `status`, the journals) is the same. The report and the fingerprint are computed from
+/// these records directly.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryRecorder {
+    /// Prediction lines with their window start, in decision order.
+    pub predictions: Vec<(i64, String)>,
+    /// Positions taken, in decision order.
+    pub positions: Vec<PositionRecord>,
+    /// Trade lines with their window start, in settlement order.
+    pub trades: Vec<(i64, String)>,
+    /// Equity points by time (a later point at the same time replaces the earlier, as in
+    /// the ledger).
+    pub equity: BTreeMap<i64, String>,
+    /// Reload lines.
+    pub reloads: Vec<String>,
+    /// The first halt latched.
+    pub halt: Option<Halt>,
+    /// The next window to decide.
+    pub next_index: u32,
+    /// The account after the last step.
+    pub account: Option<Account>,
+    /// The script's memory after the last decision that had one.
+    pub memory: Option<String>,
+}
+
+impl MemoryRecorder {
+    /// Nothing recorded yet; `equity` is the session's first point (time, equity).
+    pub fn new(equity: (i64, String)) -> Self {
+        let mut r = MemoryRecorder::default();
+        r.equity.insert(equity.0, equity.1);
+        r
+    }
+
+    /// Write everything recorded into the session `session` of `ledger`, then the journals
+    /// into `dir` (replacing them), with `flush_every` as a session would.
+    pub fn write(
+        &self,
+        ledger: &mut Ledger,
+        session: i64,
+        dir: &Path,
+        flush_every: u32,
+    ) -> Result<(), SessionError> {
+        let equity: Vec<(i64, String)> = self.equity.iter().map(|(t, e)| (*t, e.clone())).collect();
+        if let Some(account) = &self.account {
+            ledger.record_all(
+                session,
+                &SessionRecords {
+                    predictions: &self.predictions,
+                    positions: &self.positions,
+                    trades: &self.trades,
+                    equity: &equity,
+                    reloads: &self.reloads,
+                    halt: self.halt.as_ref(),
+                    next_index: self.next_index,
+                    account,
+                    memory: self.memory.as_deref(),
+                },
+            )?;
+        }
+        let lines = |v: &[(i64, String)]| v.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>();
+        let mut journals = Journals::rebuild(
+            dir,
+            &lines(&self.predictions),
+            &lines(&self.trades),
+            &equity,
+            &self.reloads,
+            flush_every,
+        )?;
+        journals.flush()?;
+        Ok(())
+    }
+}
+
+impl Recorder for MemoryRecorder {
+    fn halt(&self) -> Result<Option<Halt>, SessionError> {
+        Ok(self.halt.clone())
+    }
+
+    fn decision(&mut self, s: &DecisionStep<'_>) -> Result<(), SessionError> {
+        self.predictions.push((s.window_start, s.line.to_string()));
+        if let Some(fill) = s.fill {
+            self.positions.push(PositionRecord {
+                window_start: s.window_start,
+                window_index: s.window_index,
+                fill: fill.clone(),
+                settled: false,
+            });
+        }
+        self.next_index = s.window_index + 1;
+        self.account = Some(s.account.clone());
+        if let Some(m) = s.memory {
+            self.memory = Some(m.to_string());
+        }
+        if self.halt.is_none() {
+            self.halt = s.halt.cloned();
+        }
+        Ok(())
+    }
+
+    fn settlement(&mut self, s: &SettlementStep<'_>) -> Result<(), SessionError> {
+        // As the ledger refuses it: a window is settled once, and only if it was entered.
+        let Some(p) = self
+            .positions
+            .iter_mut()
+            .rev()
+            .find(|p| p.window_start == s.window_start && !p.settled)
+        else {
+            return Err(SessionError::Setup(format!(
+                "settling window {} twice, or without a position",
+                s.window_start
+            )));
+        };
+        p.settled = true;
+        self.trades.push((s.window_start, s.line.to_string()));
+        self.account = Some(s.account.clone());
+        self.equity.insert(s.equity.0, s.equity.1.to_string());
+        if self.halt.is_none() {
+            self.halt = s.halt.cloned();
+        }
+        Ok(())
+    }
+
+    fn reload(&mut self, line: &str) -> Result<(), SessionError> {
+        self.reloads.push(line.to_string());
+        Ok(())
+    }
+
+    fn window_done(&mut self) -> Result<(), SessionError> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SessionError> {
+        Ok(())
     }
 }

@@ -44,8 +44,8 @@ use super::paper::PaperVenue;
 use super::{Fill, PendingResolution, Quote, Resolution, Venue, VenueError};
 use crate::domain::{Side, Window};
 use crate::feed::Candle;
-use crate::risk::Halt;
 use crate::risk::Stake;
+use crate::risk::{Halt, HaltReason};
 use alloy::signers::Signer as _;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolStruct as _};
@@ -283,11 +283,20 @@ impl CrashPoint {
         })
     }
 
-    /// From [`CRASH_VAR`].
+    /// From [`CRASH_VAR`], in a build with the `crash-points` feature (the tests'); always
+    /// `None` otherwise, whatever the environment says.
     pub fn from_env() -> Option<CrashPoint> {
+        if !Self::available() {
+            return None;
+        }
         std::env::var(CRASH_VAR)
             .ok()
             .and_then(|s| CrashPoint::parse(&s))
+    }
+
+    /// Whether this build has crash points at all (the `crash-points` feature).
+    pub fn available() -> bool {
+        cfg!(feature = "crash-points")
     }
 }
 
@@ -971,9 +980,9 @@ impl LiveVenue {
         Ok(fill_from(&fills, row.intent.window_start, side))
     }
 
-    fn halt(&self, reason: &str, detail: &str) {
+    fn halt(&self, reason: HaltReason, detail: &str) {
         let h = Halt {
-            reason: reason.into(),
+            reason,
             detail: detail.into(),
             at: now_ms() / 1000,
         };
@@ -1177,7 +1186,7 @@ impl LiveVenue {
                             info.slug,
                             short(&hash)
                         );
-                        self.halt("order_unknown", &detail);
+                        self.halt(HaltReason::OrderUnknown, &detail);
                         Err(VenueError::Unavailable(detail))
                     }
                     Ok(state) => self.after_settle_order(&row(self)?, state, side),
@@ -1246,7 +1255,7 @@ impl LiveVenue {
                         info.slug,
                         short(&hash)
                     );
-                    self.halt("order_unknown", &detail);
+                    self.halt(HaltReason::OrderUnknown, &detail);
                     Err(VenueError::Unavailable(detail))
                 }
             }
@@ -1262,7 +1271,7 @@ impl LiveVenue {
         } = &e
         {
             self.halt(
-                "venue_auth",
+                HaltReason::Auth,
                 &format!(
                     "the CLOB refused the wallet's credentials ({e}); check the key, the wallet \
                      kind and funder, and the region ({message})"
@@ -1327,14 +1336,14 @@ impl LiveVenue {
             .map_err(ledger_err)?;
         if code == 401 || code == 403 {
             self.halt(
-                "venue_auth",
+                HaltReason::Auth,
                 &format!(
                     "the CLOB refused the wallet's credentials (HTTP {code}: {message}); check the \
                      key, the wallet kind and funder, and the region"
                 ),
             );
         } else if let Some(("venue_balance", d)) = &explained {
-            self.halt("venue_balance", d);
+            self.halt(HaltReason::VenueBalance, d);
         }
         Err(VenueError::Rejected(format!(
             "{slug} {side}: the venue refused the order, nothing placed: {detail}"
