@@ -173,14 +173,12 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
         .out_dir
         .clone()
         .unwrap_or_else(|| config.session.out_dir.clone());
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
-        SessionError::Setup(format!(
-            "cannot create output folder {}: {e}",
-            out_dir.display()
-        ))
+    std::fs::create_dir_all(&out_dir).map_err(|source| SessionError::OutputFolder {
+        dir: out_dir.clone(),
+        source,
     })?;
-    let strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox)
-        .map_err(|e| SessionError::Setup(e.to_string()))?;
+    let strategy =
+        ScriptStrategy::load(&spec.strategy, &config.sandbox).map_err(SessionError::from)?;
     let params = strategy_params(config, &spec.strategy, &spec.overrides);
 
     let interval = config.session.interval_secs;
@@ -211,10 +209,17 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
     // before anything else happens; no snapshot or no consent, no session.
     let clock_ms = clock;
     let paper = PaperVenue::with_clock(paper_config(config), Arc::new(move || clock_ms.now_ms()))
-        .map_err(|e| SessionError::Setup(format!("paper venue: {e}")))?;
-    let (mut paper, mut live) = (Some(paper), None);
+        .map_err(SessionError::PaperVenue)?;
+    // Paper, or real orders through a live venue that wraps the paper one. Built once per
+    // session, so the size of the larger variant does not matter.
+    #[allow(clippy::large_enum_variant)]
+    enum Chosen {
+        Paper(PaperVenue),
+        Live(LiveVenue),
+    }
+    let mut chosen = Chosen::Paper(paper);
     if let Some(t) = &spec.trading
-        && let Some(p) = paper.take()
+        && let Chosen::Paper(p) = chosen
     {
         let (venue, snapshot) = LiveVenue::connect(
             p,
@@ -222,17 +227,15 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
             t.settings.clone(),
             Box::new(OrderStore::open(ledger.path()).map_err(SessionError::from)?),
         )
-        .map_err(|e| SessionError::Setup(format!("live trading: {e}")))?;
+        .map_err(SessionError::LiveTrading)?;
         if !(t.confirm)(&snapshot) {
-            return Err(
-                SessionError::Setup("live trading not confirmed; nothing was sent".into()).into(),
-            );
+            return Err(SessionError::NotConfirmed.into());
         }
         if ledger.halt().map_err(SessionError::from)?.is_some() {
             // A latched halt keeps trading stopped; make sure nothing rests on the book.
             cancel_on_halt(&venue.trader());
         }
-        live = Some(venue);
+        chosen = Chosen::Live(venue);
     }
     let existing = ledger.find_session(&run_key).map_err(SessionError::from)?;
     let resumable = existing.filter(|row| !spec.fresh && row.status == SessionStatus::Running);
@@ -296,19 +299,17 @@ pub fn run_live(spec: &LiveSpec, stop: &AtomicBool) -> Result<ReplayOutcome, Liv
     }
 
     // Subscribe to the first window's books now, so its decision finds them live.
-    if let (Some(w), Some(p)) = (windows.get(session.next_index as usize), paper.as_mut())
+    if let (Some(w), Chosen::Paper(p)) = (windows.get(session.next_index as usize), &mut chosen)
         && let Err(e) = p.prepare(w)
     {
         tracing::debug!("{}: not ready yet ({e}); the quote will retry", w.slug);
     }
-    if let Some(l) = &live {
+    if let Chosen::Live(l) = &chosen {
         report_unbooked(l, &ledger, session.id, &windows, session.next_index)?;
     }
-    let trader = live.as_ref().map(LiveVenue::trader);
-    let venue: Box<dyn Venue> = match (live, paper) {
-        (Some(l), _) => Box::new(l),
-        (None, Some(p)) => Box::new(p),
-        (None, None) => return Err(SessionError::Setup("no venue".into()).into()),
+    let (trader, venue): (_, Box<dyn Venue>) = match chosen {
+        Chosen::Live(l) => (Some(l.trader()), Box::new(l)),
+        Chosen::Paper(p) => (None, Box::new(p)),
     };
 
     let observer = spec.events.clone().map(|tx| {
@@ -392,7 +393,7 @@ fn report_unbooked(
         .collect();
     for line in venue
         .unbooked(&decided, &booked)
-        .map_err(|e| SessionError::Setup(e.to_string()))?
+        .map_err(SessionError::LiveTrading)?
     {
         tracing::error!("{line}");
     }

@@ -54,9 +54,141 @@ pub enum SessionError {
     /// A journal could not be written (the ledger still has everything).
     #[error(transparent)]
     Journal(#[from] crate::ledger::journal::JournalError),
-    /// Setting up the run failed.
-    #[error("{0}")]
-    Setup(String),
+    /// The output folder could not be created.
+    #[error("cannot create output folder {}: {source}", dir.display())]
+    OutputFolder {
+        /// The folder.
+        dir: std::path::PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The recorded data could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::feed::recorded::LoadError),
+    /// The recorded data is too short for the warm-up and one window.
+    #[error(
+        "{}: {candles} candles is not enough for a warm-up of {warmup} (session.warmup_candles) plus one window",
+        file.display()
+    )]
+    TooFewCandles {
+        /// The data file.
+        file: std::path::PathBuf,
+        /// Candles it holds.
+        candles: usize,
+        /// The warm-up asked for.
+        warmup: usize,
+    },
+    /// No complete window follows the warm-up.
+    #[error("{}: no complete {interval}s window after the warm-up of {warmup} candles", file.display())]
+    NoWindow {
+        /// The data file.
+        file: std::path::PathBuf,
+        /// The window length, seconds.
+        interval: i64,
+        /// The warm-up asked for.
+        warmup: usize,
+    },
+    /// The strategy does not load.
+    #[error(transparent)]
+    Strategy(#[from] crate::script::ScriptError),
+    /// Trading is halted in this folder: nothing runs until the halt is cleared.
+    #[error(
+        "trading is halted ({}: {}) in {}. Review `updown status --out {}`, then run `updown reset-halt --out {}` to clear it",
+        halt.reason,
+        halt.detail,
+        ledger.display(),
+        out.display(),
+        out.display()
+    )]
+    Halted {
+        /// The latched halt.
+        halt: Halt,
+        /// The ledger holding it.
+        ledger: std::path::PathBuf,
+        /// The output folder.
+        out: std::path::PathBuf,
+    },
+    /// The script memory saved in the ledger does not restore.
+    #[error("{}: {message}", ledger.display())]
+    Memory {
+        /// The ledger.
+        ledger: std::path::PathBuf,
+        /// What the strategy said.
+        message: String,
+    },
+    /// Hot reload cannot watch the script.
+    #[error("{message} (pass --no-reload to run without hot reload)")]
+    Watch {
+        /// What the watcher said.
+        message: String,
+    },
+    /// A record stored in the ledger does not parse.
+    #[error("{}: stored {what} record is unreadable: {source}", ledger.display())]
+    Unreadable {
+        /// The ledger.
+        ledger: std::path::PathBuf,
+        /// Which kind of record.
+        what: &'static str,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// Another run's unfinished session, holding a position, is in the folder.
+    #[error(
+        "{what} with an open position; resume it with its own command (same strategy, data, \
+         config, parameters and --intervals) until it settles, or pass --out to use another folder"
+    )]
+    OtherRunWithPosition {
+        /// The session, described.
+        what: String,
+    },
+    /// Another run's unfinished session is in the folder.
+    #[error(
+        "{what}; the strategy, data, config, parameters or --intervals differ from it. Rerun \
+         its own command to resume it, pass --fresh to abandon it and start this run, or \
+         pass --out to use another folder"
+    )]
+    OtherRun {
+        /// The session, described.
+        what: String,
+    },
+    /// A position read back from the ledger names a window this run does not have.
+    #[error(
+        "{}: an open position is recorded for window #{index} (starting at {start}), which \
+         this run does not have (its {windows} windows start at {first}); the ledger belongs \
+         to another run or was changed. Move it aside or pass --out",
+        ledger.display()
+    )]
+    ForeignPosition {
+        /// The ledger.
+        ledger: std::path::PathBuf,
+        /// The window index recorded.
+        index: u32,
+        /// The window start recorded with the fill.
+        start: i64,
+        /// Windows in this run.
+        windows: usize,
+        /// This run's first window start.
+        first: i64,
+    },
+    /// The paper venue could not be set up.
+    #[error("paper venue: {0}")]
+    PaperVenue(#[source] VenueError),
+    /// Live trading could not start, or its orders could not be checked.
+    #[error("live trading: {0}")]
+    LiveTrading(#[source] crate::venue::live::LiveVenueError),
+    /// The owner did not confirm live trading.
+    #[error("live trading not confirmed; nothing was sent")]
+    NotConfirmed,
+    /// A journal record could not be serialised.
+    #[error("cannot serialise a journal record: {0}")]
+    Serialise(#[source] serde_json::Error),
+    /// A window was settled twice, or without a position (a bug, refused as the ledger
+    /// refuses it).
+    #[error("settling window {window_start} twice, or without a position")]
+    DoubleSettlement {
+        /// The window.
+        window_start: i64,
+    },
 }
 
 /// Before a new session of `run_key` starts in a folder: refuse when another run's session
@@ -80,17 +212,10 @@ pub(crate) fn claim_folder(
             other.next_index + 1
         );
         if !open.is_empty() {
-            return Err(SessionError::Setup(format!(
-                "{what} with an open position; resume it with its own command (same strategy, data, \
-                 config, parameters and --intervals) until it settles, or pass --out to use another folder"
-            )));
+            return Err(SessionError::OtherRunWithPosition { what });
         }
         if !fresh {
-            return Err(SessionError::Setup(format!(
-                "{what}; the strategy, data, config, parameters or --intervals differ from it. Rerun \
-                 its own command to resume it, pass --fresh to abandon it and start this run, or \
-                 pass --out to use another folder"
-            )));
+            return Err(SessionError::OtherRun { what });
         }
         tracing::warn!(
             "abandoning unfinished session #{} ({}) for this run (--fresh)",
@@ -122,16 +247,13 @@ pub(crate) fn checked_positions(
         match windows.get(p.window_index as usize) {
             Some(w) if w.start == p.fill.window_start => {}
             _ => {
-                return Err(SessionError::Setup(format!(
-                    "{}: an open position is recorded for window #{} (starting at {}), which \
-                     this run does not have (its {} windows start at {}); the ledger belongs \
-                     to another run or was changed. Move it aside or pass --out",
-                    ledger.display(),
-                    p.window_index,
-                    p.fill.window_start,
-                    windows.len(),
-                    windows.first().map_or(0, |w| w.start)
-                )));
+                return Err(SessionError::ForeignPosition {
+                    ledger: ledger.to_path_buf(),
+                    index: p.window_index,
+                    start: p.fill.window_start,
+                    windows: windows.len(),
+                    first: windows.first().map_or(0, |w| w.start),
+                });
             }
         }
     }
@@ -860,8 +982,7 @@ pub fn stddev_of_closes(candles: &[Candle], n: usize) -> Option<f64> {
 }
 
 fn json_line<T: serde::Serialize>(value: &T) -> Result<String, SessionError> {
-    serde_json::to_string(value)
-        .map_err(|e| SessionError::Setup(format!("cannot serialise a journal record: {e}")))
+    serde_json::to_string(value).map_err(SessionError::Serialise)
 }
 
 /// A fresh account for a session.

@@ -248,10 +248,9 @@ impl Recorder for MemoryRecorder {
             .rev()
             .find(|p| p.window_start == s.window_start && !p.settled)
         else {
-            return Err(SessionError::Setup(format!(
-                "settling window {} twice, or without a position",
-                s.window_start
-            )));
+            return Err(SessionError::DoubleSettlement {
+                window_start: s.window_start,
+            });
         };
         p.settled = true;
         self.trades.push((s.window_start, s.line.to_string()));

@@ -80,25 +80,23 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
         .out_dir
         .clone()
         .unwrap_or_else(|| config.session.out_dir.clone());
-    std::fs::create_dir_all(&out_dir).map_err(|e| {
-        SessionError::Setup(format!(
-            "cannot create output folder {}: {e}",
-            out_dir.display()
-        ))
+    std::fs::create_dir_all(&out_dir).map_err(|source| SessionError::OutputFolder {
+        dir: out_dir.clone(),
+        source,
     })?;
 
-    let recorded = load_csv(&spec.data).map_err(|e| SessionError::Setup(e.to_string()))?;
+    let recorded = load_csv(&spec.data)?;
     let gaps = describe_gaps(&recorded.gaps);
     let interval = config.session.interval_secs;
     let lead = config.session.decision_lead_secs;
     let warmup = config.session.warmup_candles.max(1);
     let candles = &recorded.candles;
     if candles.len() <= warmup {
-        return Err(SessionError::Setup(format!(
-            "{}: {} candles is not enough for a warm-up of {warmup} (session.warmup_candles) plus one window",
-            spec.data.display(),
-            candles.len()
-        )));
+        return Err(SessionError::TooFewCandles {
+            file: spec.data.clone(),
+            candles: candles.len(),
+            warmup,
+        });
     }
     let first_start =
         Window::first_start_at_or_after(candles[warmup - 1].close_time() + lead, interval);
@@ -107,10 +105,11 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
     let wanted = spec.intervals.unwrap_or(config.session.intervals);
     let count = wanted.min(available);
     if count == 0 {
-        return Err(SessionError::Setup(format!(
-            "{}: no complete {interval}s window after the warm-up of {warmup} candles",
-            spec.data.display()
-        )));
+        return Err(SessionError::NoWindow {
+            file: spec.data.clone(),
+            interval,
+            warmup,
+        });
     }
     if count < wanted {
         tracing::warn!(
@@ -127,8 +126,7 @@ pub fn run_replay(spec: &ReplaySpec, stop: &AtomicBool) -> Result<ReplayOutcome,
         config.risk.stddev_window as usize,
     );
 
-    let strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox)
-        .map_err(|e| SessionError::Setup(e.to_string()))?;
+    let strategy = ScriptStrategy::load(&spec.strategy, &config.sandbox)?;
     let params = strategy_params(config, &spec.strategy, &spec.overrides);
     let run_key = run_key(spec, config, count);
 
@@ -260,19 +258,19 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
         observer,
     } = p;
     if let Some(h) = ledger.halt()? {
-        return Err(SessionError::Setup(format!(
-            "trading is halted ({}: {}) in {}. Review `updown status --out {}`, then run `updown reset-halt --out {}` to clear it",
-            h.reason,
-            h.detail,
-            ledger.path().display(),
-            out_dir.display(),
-            out_dir.display()
-        )));
+        return Err(SessionError::Halted {
+            halt: h,
+            ledger: ledger.path().to_path_buf(),
+            out: out_dir.to_path_buf(),
+        });
     }
     if let Some(memory) = &session.memory {
         strategy
             .restore_memory(memory)
-            .map_err(|e| SessionError::Setup(format!("{}: {e}", ledger.path().display())))?;
+            .map_err(|message| SessionError::Memory {
+                ledger: ledger.path().to_path_buf(),
+                message,
+            })?;
     }
     let open =
         super::checked_positions(ledger.open_positions(session.id)?, &windows, ledger.path())?;
@@ -299,15 +297,16 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
     let first_slug = windows[0].slug.clone();
     let n_windows = windows.len();
     let script_hash = strategy.content_hash().to_string();
-    let reloader: Option<Box<dyn Reloader>> = if watch {
-        let watcher =
-            ScriptWatcher::start(strategy_path, &script_hash, &config.sandbox).map_err(|e| {
-                SessionError::Setup(format!("{e} (pass --no-reload to run without hot reload)"))
-            })?;
-        Some(Box::new(watcher))
-    } else {
-        None
-    };
+    let reloader: Option<Box<dyn Reloader>> =
+        if watch {
+            let watcher = ScriptWatcher::start(strategy_path, &script_hash, &config.sandbox)
+                .map_err(|e| SessionError::Watch {
+                    message: e.to_string(),
+                })?;
+            Some(Box::new(watcher))
+        } else {
+            None
+        };
     let mut engine = Engine {
         config,
         strategy: Box::new(strategy),
@@ -358,11 +357,10 @@ pub fn summarize(
     session: i64,
     account: &crate::ledger::Account,
 ) -> Result<Summary, SessionError> {
-    let parse_err = |what: &str, e: serde_json::Error| {
-        SessionError::Setup(format!(
-            "{}: stored {what} record is unreadable: {e}",
-            ledger.path().display()
-        ))
+    let parse_err = |what: &'static str, source: serde_json::Error| SessionError::Unreadable {
+        ledger: ledger.path().to_path_buf(),
+        what,
+        source,
     };
     let predictions = ledger
         .predictions(session)?

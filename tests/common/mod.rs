@@ -15,8 +15,23 @@ pub struct Ran {
     pub stderr: String,
 }
 
-/// Waits for `child` at most `limit` (then kills it and fails).
+/// Waits for `child` at most `limit` (then kills it and fails). Its pipes are read on
+/// their own threads while it runs, so a child that prints more than a pipe holds never
+/// blocks on a full pipe while the test waits for it to exit.
 pub fn finish(mut child: Child, limit: Duration) -> Ran {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let mut bytes = Vec::new();
+                let _ = p.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            text
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let until = Instant::now() + limit;
     let status = loop {
         if let Some(s) = child.try_wait().expect("waiting for updown") {
@@ -25,26 +40,15 @@ pub fn finish(mut child: Child, limit: Duration) -> Ran {
         if Instant::now() > until {
             let _ = child.kill();
             let _ = child.wait();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
+            let err = stderr.join().unwrap_or_default();
             panic!("updown did not finish within {limit:?}; stderr:\n{err}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
     Ran {
         status,
-        stdout,
-        stderr,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
 }
 
