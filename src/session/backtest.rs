@@ -1,5 +1,5 @@
-//! Backtests: a fresh session over recorded history, through the same [`Engine`] as every
-//! other run, with a fingerprint of its result.
+//! Backtests: a fresh session over recorded history, through the same
+//! [`Engine`](super::Engine) as every other run, with a fingerprint of its result.
 //!
 //! This module owns what a backtest adds around the shared loop: loading and joining the
 //! data files and the optional outcomes file once ([`BacktestData`]), choosing the windows
@@ -14,20 +14,19 @@
 
 use super::replay::{stddev_baseline, strategy_params};
 use super::{
-    Ending, Engine, LatencyProbe, LedgerRecorder, MemoryRecorder, Progress, Recorder, SessionError,
-    SimulatedClock, new_account,
+    Ending, EngineSetup, LatencyProbe, LedgerRecorder, MemoryRecorder, Progress, Recorder,
+    SessionError, SimulatedClock, new_account,
 };
 use crate::config::Config;
 use crate::domain::Window;
 use crate::feed::join::JoinError;
 use crate::feed::outcomes::OutcomesError;
-use crate::feed::{AnomalyFilter, Candle, HistoryFeed, Joined, Lookup, Outcomes};
+use crate::feed::{Candle, HistoryFeed, Joined, Lookup, Outcomes};
 use crate::indicators::IndicatorCache;
 use crate::ledger::journal::{EQUITY, Journals, PREDICTIONS, RELOADS, TRADES};
 use crate::ledger::records::TradeRecord;
 use crate::ledger::{LEDGER_FILE, Ledger, LedgerError, SessionStatus};
 use crate::report::{Curve, EquityPoint, Report, ReportBuilder, SessionInfo, Summary};
-use crate::risk::RiskGate;
 use crate::script::{Ctx, CtxState, FailureKind, Strategy};
 use crate::venue::{OutcomesVenue, ReplayVenue, Venue, resolve_from_candles};
 use rust_decimal::Decimal;
@@ -633,7 +632,6 @@ pub fn run_backtest_with(
         session,
         windows,
         stddev_baseline: plan.stddev_baseline,
-        config_hash: config_hash.clone(),
         outcomes: outcomes.clone(),
         hooks,
     };
@@ -826,7 +824,6 @@ struct Parts<'a> {
     session: crate::ledger::SessionRow,
     windows: &'a [Window],
     stddev_baseline: Option<f64>,
-    config_hash: String,
     /// Recorded results to settle by (`--outcomes`), else price data.
     outcomes: Option<Arc<Outcomes>>,
     hooks: Hooks<'a>,
@@ -857,35 +854,23 @@ fn drive_on<'a, V: Venue, R: Recorder>(
     recorder: R,
     stop: &AtomicBool,
 ) -> Result<(Ending, u64, crate::ledger::Account, R), SessionError> {
-    let config = parts.config;
-    let starting = parts.session.account.starting_capital;
-    let mut engine = Engine {
-        config,
+    let mut engine = EngineSetup {
+        config: parts.config,
         strategy: parts.strategy,
-        reloader: None,
         clock: SimulatedClock::new(None),
         feed: parts.feed,
         venue,
-        gate: RiskGate::new(&config.risk, starting),
-        ctx: parts.ctx,
-        filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
         recorder,
+        ctx: parts.ctx,
         session: parts.session,
         windows: std::borrow::Cow::Borrowed(parts.windows),
-        stddev_baseline: parts.stddev_baseline,
-        config_hash: parts.config_hash,
-        open: Vec::new(),
-        progress: parts.hooks.progress,
-        latency: parts.hooks.latency,
-    };
+    }
+    .build()
+    .with_stddev_baseline(parts.stddev_baseline)
+    .with_hooks(parts.hooks.progress, parts.hooks.latency);
     let ending = engine.run(stop)?;
-    engine.recorder.flush()?;
-    Ok((
-        ending,
-        engine.filter.rejected,
-        engine.session.account,
-        engine.recorder,
-    ))
+    let end = engine.finish()?;
+    Ok((ending, end.anomalies, end.account, end.recorder))
 }
 
 /// Price data vs recorded results over `windows` (the windows the session decided) and over

@@ -3,10 +3,14 @@
 //! For each window the loop advances the clock to the decision time, lets the feed deliver
 //! the candles closed by then (through the anomaly filter) into the script's `ctx`, asks the
 //! strategy, passes any entry through the risk gate, executes an approved stake on the
-//! venue, and settles positions when their window ends. Every step is committed to the
-//! ledger before it is journaled, so a kill at any point loses nothing and a restart of the
-//! same run resumes where it stopped. Replay, paper and live differ only in the [`Clock`],
-//! [`Feed`] and [`Venue`] given to [`Engine`]; there is no replay-only path.
+//! venue, and settles positions when their window ends. Every step goes to the
+//! [`Recorder`]: a `run` commits it to the ledger before it is journaled
+//! ([`LedgerRecorder`]), so a kill at any point loses nothing and a restart of the same run
+//! resumes where it stopped; a backtest keeps it in memory and writes it out once
+//! ([`MemoryRecorder`]). Replay, paper, live and backtests differ only in the [`Clock`],
+//! [`Feed`], [`Venue`] and [`Recorder`] given to [`Engine`] (always built through
+//! [`EngineSetup`]); there is no replay-only path. What became of each window is typed
+//! ([`WindowOutcome`]) and journaled under its code.
 //!
 //! Live paper sessions ([`live`]) run it on a [`WallClock`] synchronised to the exchange,
 //! with the live feed and the paper venue; a venue that learns outcomes only after a window
@@ -271,45 +275,143 @@ pub enum Ending {
     Interrupted,
 }
 
-/// The parts of one running session, wired together. Generic over the boundaries so that
-/// replay and live share this loop.
+/// The parts of one running session, wired together. Generic over the boundaries (clock,
+/// feed, venue, recorder) so that replay, live and backtests share this loop. Owned by the
+/// session function that built it, through [`EngineSetup::build`] — the one way every mode
+/// builds it — and taken apart by [`Engine::finish`].
 pub struct Engine<'a, C: Clock, F: Feed, V: Venue, R: Recorder> {
+    config: &'a Config,
+    /// The strategy version in use; hot reload swaps it.
+    strategy: Box<dyn Strategy>,
+    /// Where new versions come from (hot reload), if watching.
+    reloader: Option<Box<dyn Reloader>>,
+    clock: C,
+    feed: F,
+    venue: V,
+    gate: RiskGate,
+    /// What scripts see.
+    ctx: Ctx,
+    /// Anomaly filter between feed and ctx.
+    filter: AnomalyFilter,
+    /// Where every step is recorded (the ledger and the journals, for a `run`).
+    recorder: R,
+    /// The session row (account, next window).
+    session: SessionRow,
+    /// All windows of the session (borrowed from a backtest's plan, which may be shared by
+    /// many runs, or owned).
+    windows: std::borrow::Cow<'a, [Window]>,
+    /// Baseline standard deviation for the volatility breaker.
+    stddev_baseline: Option<f64>,
+    /// Hash of the configuration, journaled.
+    config_hash: String,
+    /// Unsettled positions.
+    open: Vec<OpenPosition>,
+    /// Called after every decided window (progress bars); `None` costs nothing. It must be
+    /// cheap: it runs inside the loop.
+    progress: Option<Box<dyn FnMut(Progress) + 'a>>,
+    /// Measures decision latency (benchmarks); `None` costs one branch per window.
+    latency: Option<LatencyProbe<'a>>,
+}
+
+/// What every session needs to build its [`Engine`]; the optional parts (hot reload, open
+/// positions on resume, the volatility baseline, hooks) are set on the engine afterwards.
+pub struct EngineSetup<'a, C: Clock, F: Feed, V: Venue, R: Recorder> {
     /// Settings.
     pub config: &'a Config,
-    /// The strategy version in use.
+    /// The strategy.
     pub strategy: Box<dyn Strategy>,
-    /// Where new versions come from (hot reload), if watching.
-    pub reloader: Option<Box<dyn Reloader>>,
     /// Session time.
     pub clock: C,
     /// Candle source.
     pub feed: F,
     /// Market.
     pub venue: V,
-    /// Risk gate.
-    pub gate: RiskGate,
-    /// What scripts see.
-    pub ctx: Ctx,
-    /// Anomaly filter between feed and ctx.
-    pub filter: AnomalyFilter,
-    /// Where every step is recorded (the ledger and the journals, for a `run`).
+    /// Where the steps are recorded.
     pub recorder: R,
-    /// The session row (account, next window).
+    /// The `ctx` scripts see (with the strategy's parameters).
+    pub ctx: Ctx,
+    /// The session row to continue.
     pub session: SessionRow,
-    /// All windows of the session (borrowed from a backtest's plan, which may be shared by
-    /// many runs, or owned).
+    /// Every window of the session.
     pub windows: std::borrow::Cow<'a, [Window]>,
-    /// Baseline standard deviation for the volatility breaker.
-    pub stddev_baseline: Option<f64>,
-    /// Hash of the configuration, journaled.
-    pub config_hash: String,
-    /// Unsettled positions.
-    pub open: Vec<OpenPosition>,
-    /// Called after every decided window (progress bars); `None` costs nothing. It must be
-    /// cheap: it runs inside the loop.
-    pub progress: Option<Box<dyn FnMut(Progress) + 'a>>,
-    /// Measures decision latency (benchmarks); `None` costs one branch per window.
-    pub latency: Option<LatencyProbe<'a>>,
+}
+
+impl<'a, C: Clock, F: Feed, V: Venue, R: Recorder> EngineSetup<'a, C, F, V, R> {
+    /// The engine, with the risk gate, the anomaly filter and the configuration hash made
+    /// from `config` and the session's starting capital.
+    pub fn build(self) -> Engine<'a, C, F, V, R> {
+        let config = self.config;
+        Engine {
+            config,
+            strategy: self.strategy,
+            reloader: None,
+            clock: self.clock,
+            feed: self.feed,
+            venue: self.venue,
+            gate: RiskGate::new(&config.risk, self.session.account.starting_capital),
+            ctx: self.ctx,
+            filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
+            recorder: self.recorder,
+            session: self.session,
+            windows: self.windows,
+            stddev_baseline: None,
+            config_hash: config.fingerprint(),
+            open: Vec::new(),
+            progress: None,
+            latency: None,
+        }
+    }
+}
+
+/// What an engine leaves when it is taken apart after its run.
+pub struct EngineEnd<R> {
+    /// The recorder, with what it recorded.
+    pub recorder: R,
+    /// The account at the end.
+    pub account: Account,
+    /// Candles the anomaly filter rejected.
+    pub anomalies: u64,
+}
+
+impl<'a, C: Clock, F: Feed, V: Venue, R: Recorder> Engine<'a, C, F, V, R> {
+    /// Watch for new script versions with `reloader` (hot reload).
+    pub fn with_reloader(mut self, reloader: Option<Box<dyn Reloader>>) -> Self {
+        self.reloader = reloader;
+        self
+    }
+
+    /// Positions still open when the session resumes (checked against its windows).
+    pub fn with_open_positions(mut self, open: Vec<OpenPosition>) -> Self {
+        self.open = open;
+        self
+    }
+
+    /// The volatility breaker's baseline, measured over the warm-up.
+    pub fn with_stddev_baseline(mut self, baseline: Option<f64>) -> Self {
+        self.stddev_baseline = baseline;
+        self
+    }
+
+    /// Hooks: progress after each window, and a decision-latency probe (benchmarks).
+    pub fn with_hooks(
+        mut self,
+        progress: Option<Box<dyn FnMut(Progress) + 'a>>,
+        latency: Option<LatencyProbe<'a>>,
+    ) -> Self {
+        self.progress = progress;
+        self.latency = latency;
+        self
+    }
+
+    /// Flush what was recorded and take the engine apart.
+    pub fn finish(mut self) -> Result<EngineEnd<R>, SessionError> {
+        self.recorder.flush()?;
+        Ok(EngineEnd {
+            recorder: self.recorder,
+            account: self.session.account,
+            anomalies: self.filter.rejected,
+        })
+    }
 }
 
 /// The decision latency of one window, as a [`LatencyProbe`] reports it.
@@ -325,7 +427,7 @@ pub struct DecisionLatency {
     pub gated: bool,
 }
 
-/// An in-process probe of decision latency for [`Engine::latency`]: the session notes when
+/// An in-process probe of decision latency ([`Engine::with_hooks`]): the session notes when
 /// the feed hands over the candle closing at a decision time, and when the verdict is in,
 /// and tells `sink` for every window that had such a candle.
 pub struct LatencyProbe<'a> {

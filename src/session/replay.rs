@@ -1,23 +1,22 @@
 //! Setting up a replay session: recorded candles, a simulated clock and the replay venue,
-//! wired into the shared [`Engine`], with resume of an interrupted run.
+//! wired into the shared [`Engine`](super::Engine), with resume of an interrupted run.
 //!
 //! A run is identified by its strategy file, data file, configuration, parameters and
 //! window count. Starting the same run again resumes it if it was interrupted, and reprints
 //! its result if it finished; `fresh` starts it over (the old session stays in the ledger).
 
 use super::{
-    Clock, Ending, Engine, LedgerRecorder, Recorder, SessionError, SimulatedClock, new_account,
-    stddev_of_closes,
+    Clock, Ending, EngineEnd, EngineSetup, LedgerRecorder, SessionError, SimulatedClock,
+    new_account, stddev_of_closes,
 };
 use crate::config::Config;
 use crate::domain::Window;
-use crate::feed::{AnomalyFilter, Feed, ReplayFeed, load_csv, recorded::describe_gaps};
+use crate::feed::{Feed, ReplayFeed, load_csv, recorded::describe_gaps};
 use crate::indicators::IndicatorCache;
 use crate::ledger::journal::{JournalObserver, Journals};
 use crate::ledger::records::{PredictionRecord, TradeRecord};
 use crate::ledger::{LEDGER_FILE, Ledger, SessionRow, SessionStatus};
 use crate::report::Summary;
-use crate::risk::RiskGate;
 use crate::script::reload::ScriptWatcher;
 use crate::script::{Ctx, CtxState, Reloader, ScriptStrategy, Strategy};
 use crate::venue::{ReplayVenue, Venue};
@@ -292,7 +291,6 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
         params,
         ..CtxState::default()
     });
-    let starting = session.account.starting_capital;
     let session_id = session.id;
     let first_slug = windows[0].slug.clone();
     let n_windows = windows.len();
@@ -307,31 +305,26 @@ pub(crate) fn run_prepared<C: Clock, F: Feed, V: Venue>(
         } else {
             None
         };
-    let mut engine = Engine {
+    let mut engine = EngineSetup {
         config,
         strategy: Box::new(strategy),
-        reloader,
         clock,
         feed,
         venue,
-        gate: RiskGate::new(&config.risk, starting),
-        ctx,
-        filter: AnomalyFilter::new(config.risk.max_price_jump_pct),
         recorder: LedgerRecorder::new(&mut ledger, journals, session_id),
+        ctx,
         session,
         windows: windows.into(),
-        stddev_baseline: baseline,
-        config_hash: config.fingerprint(),
-        open,
-        progress: None,
-        latency: None,
-    };
+    }
+    .build()
+    .with_reloader(reloader)
+    .with_open_positions(open)
+    .with_stddev_baseline(baseline);
     let ending = engine.run(stop)?;
-    engine.recorder.flush()?;
-    let anomalies = engine.filter.rejected;
-    let account = engine.session.account.clone();
-    // The engine borrows the ledger (and may hold a progress hook) until it is dropped.
-    drop(engine);
+    // The recorder borrows the ledger until it is dropped with the rest of the engine.
+    let EngineEnd {
+        anomalies, account, ..
+    } = engine.finish()?;
     match &ending {
         Ending::Complete => ledger.finish_session(session_id, SessionStatus::Complete)?,
         Ending::Halted(_) => ledger.finish_session(session_id, SessionStatus::Halted)?,
