@@ -157,3 +157,81 @@ pub struct Fill {
     /// Fee in USD.
     pub fee: Decimal,
 }
+
+/// A strategy parameter's value, as `[params.<stem>]` and `--param` give it: plain Rust, so
+/// that a native strategy reads it without the script engine; the script host turns it into
+/// Rhai values for `ctx.params` and `ctx.param`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamValue {
+    /// `14`
+    Int(i64),
+    /// `0.08`
+    Float(f64),
+    /// `true`
+    Bool(bool),
+    /// `"fast"` (a TOML date is given as its text)
+    Text(String),
+    /// `[1, 2]`
+    List(Vec<ParamValue>),
+    /// `{ a = 1 }`
+    Table(std::collections::BTreeMap<String, ParamValue>),
+}
+
+/// A strategy's parameters by name.
+pub type Params = std::collections::BTreeMap<String, ParamValue>;
+
+impl ParamValue {
+    /// The value of a TOML value.
+    pub fn from_toml(v: &toml::Value) -> ParamValue {
+        match v {
+            toml::Value::Integer(i) => ParamValue::Int(*i),
+            toml::Value::Float(f) => ParamValue::Float(*f),
+            toml::Value::Boolean(b) => ParamValue::Bool(*b),
+            toml::Value::String(s) => ParamValue::Text(s.clone()),
+            toml::Value::Datetime(d) => ParamValue::Text(d.to_string()),
+            toml::Value::Array(a) => {
+                ParamValue::List(a.iter().map(ParamValue::from_toml).collect())
+            }
+            toml::Value::Table(t) => ParamValue::Table(
+                t.iter()
+                    .map(|(k, v)| (k.clone(), ParamValue::from_toml(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The value a parameter read with an integer default gets: a whole float (`14.0`) is
+    /// the integer it says, as `ctx.param` gives it to scripts; anything else is itself.
+    pub fn for_integer_default(self) -> ParamValue {
+        match self {
+            ParamValue::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                ParamValue::Int(f as i64)
+            }
+            v => v,
+        }
+    }
+}
+
+impl From<bool> for ParamValue {
+    fn from(b: bool) -> Self {
+        ParamValue::Bool(b)
+    }
+}
+
+impl From<i64> for ParamValue {
+    fn from(i: i64) -> Self {
+        ParamValue::Int(i)
+    }
+}
+
+impl From<f64> for ParamValue {
+    fn from(f: f64) -> Self {
+        ParamValue::Float(f)
+    }
+}
+
+impl From<&str> for ParamValue {
+    fn from(s: &str) -> Self {
+        ParamValue::Text(s.to_string())
+    }
+}

@@ -5,13 +5,12 @@
 //! `tests/scripts/hostile/` (one attack or mistake per file) and are loaded by path, so the
 //! import confinement applies to their folder exactly as it does to `strategies/`.
 
-use rhai::{Dynamic, Map};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use updown::config::SandboxConfig;
-use updown::domain::{Decision, Side, StakeAsk, Window};
+use updown::domain::{Decision, ParamValue, Params, Side, StakeAsk, Window};
 use updown::feed::{Candle, load_csv};
 use updown::indicators::{IndicatorCache, IndicatorKey, Reading};
 use updown::script::{
@@ -81,15 +80,15 @@ fn account() -> AccountView {
     }
 }
 
-fn params(pairs: &[(&str, Dynamic)]) -> Map {
+fn params(pairs: &[(&str, ParamValue)]) -> Params {
     pairs
         .iter()
-        .map(|(k, v)| ((*k).into(), v.clone()))
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
         .collect()
 }
 
 /// A ctx over the first `n` real candles, decided at the close of the last one.
-fn ctx_n(n: usize, params: Map) -> Ctx {
+fn ctx_n(n: usize, params: Params) -> Ctx {
     let candles = all_candles()[..n].to_vec();
     let now = candles.last().map_or(0, Candle::close_time);
     let start = Window::first_start_at_or_after(now, 300);
@@ -105,10 +104,10 @@ fn ctx_n(n: usize, params: Map) -> Ctx {
 }
 
 fn ctx() -> Ctx {
-    ctx_n(300, Map::new())
+    ctx_n(300, Params::new())
 }
 
-fn ctx_with(pairs: &[(&str, Dynamic)]) -> Ctx {
+fn ctx_with(pairs: &[(&str, ParamValue)]) -> Ctx {
     ctx_n(300, params(pairs))
 }
 
@@ -416,7 +415,7 @@ fn indicators_through_ctx_equal_the_indicator_cache() {
     let n = 400;
     let candles = &all_candles()[..n];
     let mut s = load(&ok("indicators.rhai"));
-    let d = predict_ok(&mut s, &ctx_n(n, Map::new()));
+    let d = predict_ok(&mut s, &ctx_n(n, Params::new()));
     assert_eq!(d.side, Some(Side::Up), "{d:?}");
 
     let rsi = value(direct(candles, IndicatorKey::Rsi(14), 0));
@@ -456,20 +455,20 @@ fn indicators_through_ctx_equal_the_indicator_cache() {
 #[test]
 fn not_enough_data_reads_as_unit_and_the_script_skips() {
     let mut s = load(&ok("indicators.rhai"));
-    let d = predict_ok(&mut s, &ctx_n(10, Map::new()));
+    let d = predict_ok(&mut s, &ctx_n(10, Params::new()));
     assert_eq!(
         d,
         Decision::skip("warming up: not enough candles for RSI(14)")
     );
     // 15 candles are enough for RSI(14) but not for MACD(12,26,9), which needs 34.
-    let d = predict_ok(&mut s, &ctx_n(15, Map::new()));
+    let d = predict_ok(&mut s, &ctx_n(15, Params::new()));
     assert_eq!(
         d,
         Decision::skip("warming up: not enough candles for MACD(12,26,9)")
     );
-    let d = predict_ok(&mut s, &ctx_n(33, Map::new()));
+    let d = predict_ok(&mut s, &ctx_n(33, Params::new()));
     assert_eq!(d.reason, "warming up: not enough candles for MACD(12,26,9)");
-    let d = predict_ok(&mut s, &ctx_n(60, Map::new()));
+    let d = predict_ok(&mut s, &ctx_n(60, Params::new()));
     assert_eq!(d.side, Some(Side::Up), "{d:?}");
 }
 
@@ -495,7 +494,7 @@ fn negative_period_is_a_runtime_failure() {
 
 #[test]
 fn ctx_reads_match_the_state_given() {
-    let c = ctx_with(&[("threshold", Dynamic::from_float(0.65))]);
+    let c = ctx_with(&[("threshold", ParamValue::Float(0.65))]);
     let mut s = load(&ok("readers.rhai"));
     let d = predict_ok(&mut s, &c);
     let st = c.0.borrow();
@@ -523,7 +522,7 @@ fn ctx_reads_match_the_state_given() {
 // ---------------------------------------------------------------------------------------
 
 fn write_fails_and_changes_nothing(name: &str) {
-    let c = ctx_with(&[("threshold", Dynamic::from_float(0.65))]);
+    let c = ctx_with(&[("threshold", ParamValue::Float(0.65))]);
     let before_now = c.0.borrow().now;
     let before_params = c.0.borrow().params.clone();
     let mut s = load(&hostile(name));
@@ -904,7 +903,7 @@ fn run_shipped(name: &str) -> Vec<(Decision, Option<StakeAsk>)> {
     let mut s = load(&manifest().join("strategies").join(name));
     (0..40)
         .map(|k| {
-            let c = ctx_n(60 + 37 * k, Map::new());
+            let c = ctx_n(60 + 37 * k, Params::new());
             let d = predict_ok(&mut s, &c);
             let stake = s.size(&c, &d).expect("size");
             (d, stake)
@@ -925,7 +924,7 @@ fn same_inputs_give_identical_decisions() {
     }
     // And twice on one instance with one ctx.
     let mut s = load(&ok("indicators.rhai"));
-    let c = ctx_n(500, Map::new());
+    let c = ctx_n(500, Params::new());
     assert_eq!(predict_ok(&mut s, &c), predict_ok(&mut s, &c));
 }
 

@@ -9,11 +9,11 @@
 //! character for character, so a backtest's journals equal the script's except for the
 //! `script_hash` (see the equivalence test in `tests/native.rs`).
 
+use crate::domain::ParamValue;
 use crate::domain::{Decision, Side, StakeAsk};
 use crate::indicators::{IndicatorKey, Reading};
 use crate::script::host::content_hash;
 use crate::script::{CallFailure, Ctx, CtxState, FailureKind, Strategy};
-use rhai::{Dynamic, FLOAT, INT};
 
 /// The name after `native:`, and of the `[params.rsi_ema]` table it reads.
 pub const NAME: &str = "rsi_ema";
@@ -50,14 +50,23 @@ impl RsiEma {
         st: &mut CtxState,
         name: &str,
         key: fn(u32) -> IndicatorKey,
-        n: &Dynamic,
+        n: &ParamValue,
         ago: usize,
     ) -> Result<Option<f64>, CallFailure> {
-        let n = n.as_int().map_err(|t| {
-            self.fail(format_args!(
-                "{name}: the period must be an integer, got {t}"
-            ))
-        })?;
+        let n = match n {
+            ParamValue::Int(i) => *i,
+            ParamValue::Float(f) => {
+                return Err(self.fail(format_args!(
+                    "{name}: period must be a whole number, got {f}"
+                )));
+            }
+            other => {
+                return Err(self.fail(format_args!(
+                    "{name}: the period must be an integer, got {}",
+                    kind(other)
+                )));
+            }
+        };
         let period = u32::try_from(n)
             .ok()
             .filter(|n| (1..=10_000).contains(n))
@@ -85,24 +94,58 @@ impl Default for RsiEma {
     }
 }
 
-/// `ctx.param(name, default)`.
-fn param(st: &CtxState, name: &str, default: Dynamic) -> Dynamic {
-    st.params.get(name).cloned().unwrap_or(default)
+/// `ctx.param(name, default)`, with its rule for integer defaults (a whole float given is
+/// the integer it says).
+fn param(st: &CtxState, name: &str, default: ParamValue) -> ParamValue {
+    match st.params.get(name).cloned() {
+        None => default,
+        Some(v) if matches!(default, ParamValue::Int(_)) => v.for_integer_default(),
+        Some(v) => v,
+    }
+}
+
+/// A parameter as `${x}` shows it in a script: floats keep a `.0` when whole, as Rhai
+/// prints them.
+struct Shown<'a>(&'a ParamValue);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Float(x) if x.is_finite() && x.fract() == 0.0 => write!(f, "{x:.1}"),
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Text(t) => f.write_str(t),
+            other => f.write_str(kind(other)),
+        }
+    }
+}
+
+/// The Rhai type name of a parameter's value, for messages.
+fn kind(v: &ParamValue) -> &'static str {
+    match v {
+        ParamValue::Int(_) => "i64",
+        ParamValue::Float(_) => "f64",
+        ParamValue::Bool(_) => "bool",
+        ParamValue::Text(_) => "string",
+        ParamValue::List(_) => "array",
+        ParamValue::Table(_) => "map",
+    }
 }
 
 /// A number as Rhai holds it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Num {
-    Int(INT),
-    Float(FLOAT),
+    Int(i64),
+    Float(f64),
 }
 
 impl Num {
-    fn of(v: &Dynamic) -> Option<Num> {
-        if let Ok(i) = v.as_int() {
-            Some(Num::Int(i))
-        } else {
-            v.as_float().ok().map(Num::Float)
+    fn of(v: &ParamValue) -> Option<Num> {
+        match v {
+            ParamValue::Int(i) => Some(Num::Int(*i)),
+            ParamValue::Float(x) => Some(Num::Float(*x)),
+            _ => None,
         }
     }
 
@@ -134,10 +177,10 @@ fn float_cmp(op: Cmp, x: f64, y: f64) -> bool {
         return matches!(op, Cmp::Ge | Cmp::Le);
     }
     match op {
-        Cmp::Gt => (x - y) / max > FLOAT::EPSILON,
-        Cmp::Ge => (x - y) / max > -FLOAT::EPSILON,
-        Cmp::Lt => (y - x) / max > FLOAT::EPSILON,
-        Cmp::Le => (y - x) / max > -FLOAT::EPSILON,
+        Cmp::Gt => (x - y) / max > f64::EPSILON,
+        Cmp::Ge => (x - y) / max > -f64::EPSILON,
+        Cmp::Lt => (y - x) / max > f64::EPSILON,
+        Cmp::Le => (y - x) / max > -f64::EPSILON,
     }
 }
 
@@ -156,16 +199,16 @@ fn num_cmp(op: Cmp, x: Num, y: Num) -> bool {
 
 /// Rhai's `x <op> y` for a float and any value: a value that is not a number compares
 /// false (Rhai's rule for operands of different, non-numeric types).
-fn cmp_value(op: Cmp, x: f64, y: &Dynamic) -> bool {
+fn cmp_value(op: Cmp, x: f64, y: &ParamValue) -> bool {
     Num::of(y).is_some_and(|y| num_cmp(op, Num::Float(x), y))
 }
 
 /// A float as `${x.to_int()}` shows it.
-fn to_int(x: f64) -> Result<INT, String> {
-    if x > INT::MAX as f64 || x < INT::MIN as f64 {
+fn to_int(x: f64) -> Result<i64, String> {
+    if x > i64::MAX as f64 || x < i64::MIN as f64 {
         return Err(format!("Integer overflow: to_int({x})"));
     }
-    Ok(x.trunc() as INT)
+    Ok(x.trunc() as i64)
 }
 
 fn decision(side: Option<Side>, confidence: f64, reason: String) -> Decision {
@@ -193,11 +236,11 @@ impl Strategy for RsiEma {
 
     fn predict(&mut self, ctx: &Ctx) -> Result<Decision, CallFailure> {
         let mut st = ctx.0.borrow_mut();
-        let n = param(&st, "rsi_period", Dynamic::from_int(14));
-        let low = param(&st, "rsi_low", Dynamic::from_int(30));
-        let high = param(&st, "rsi_high", Dynamic::from_int(70));
-        let fast_n = param(&st, "ema_fast", Dynamic::from_int(9));
-        let slow_n = param(&st, "ema_slow", Dynamic::from_int(21));
+        let n = param(&st, "rsi_period", ParamValue::Int(14));
+        let low = param(&st, "rsi_low", ParamValue::Int(30));
+        let high = param(&st, "rsi_high", ParamValue::Int(70));
+        let fast_n = param(&st, "ema_fast", ParamValue::Int(9));
+        let slow_n = param(&st, "ema_slow", ParamValue::Int(21));
 
         let rsi = self.indicator(&mut st, "rsi", IndicatorKey::Rsi, &n, 0)?;
         let fast = self.indicator(&mut st, "ema", IndicatorKey::Ema, &fast_n, 0)?;
@@ -219,36 +262,56 @@ impl Strategy for RsiEma {
         // RSI extremes first (mean reversion), then the EMA trend, trusted more on a fresh
         // cross: the script's if-chain, evaluated in the same order.
         let mut d = if cmp_value(Cmp::Le, rsi, &low) {
-            decision(Some(Side::Up), 0.6, format!("RSI {r} ≤ {low}: oversold"))
+            decision(
+                Some(Side::Up),
+                0.6,
+                format!("RSI {r} ≤ {}: oversold", Shown(&low)),
+            )
         } else if cmp_value(Cmp::Ge, rsi, &high) {
             decision(
                 Some(Side::Down),
                 0.6,
-                format!("RSI {r} ≥ {high}: overbought"),
+                format!("RSI {r} ≥ {}: overbought", Shown(&high)),
             )
         } else if crossed_up {
             decision(
                 Some(Side::Up),
                 0.6,
-                format!("EMA {fast_n} crossed above EMA {slow_n} on the last candle, RSI {r}"),
+                format!(
+                    "EMA {} crossed above EMA {} on the last candle, RSI {r}",
+                    Shown(&fast_n),
+                    Shown(&slow_n)
+                ),
             )
         } else if crossed_down {
             decision(
                 Some(Side::Down),
                 0.6,
-                format!("EMA {fast_n} crossed below EMA {slow_n} on the last candle, RSI {r}"),
+                format!(
+                    "EMA {} crossed below EMA {} on the last candle, RSI {r}",
+                    Shown(&fast_n),
+                    Shown(&slow_n)
+                ),
             )
         } else if float_cmp(Cmp::Gt, fast, slow) {
             decision(
                 Some(Side::Up),
                 0.55,
-                format!("EMA {fast_n} above EMA {slow_n}, RSI {r}"),
+                format!(
+                    "EMA {} above EMA {}, RSI {r}",
+                    Shown(&fast_n),
+                    Shown(&slow_n)
+                ),
             )
         } else if float_cmp(Cmp::Lt, fast, slow) {
             decision(
                 Some(Side::Down),
                 0.55,
-                format!("EMA {fast_n} below EMA {slow_n}, RSI {r}"),
+                format!(
+                    "EMA {} below EMA {}, RSI {r}",
+                    Shown(&fast_n),
+                    Shown(&slow_n)
+                ),
             )
         } else {
             decision(None, 0.0, format!("EMAs equal, RSI {r}: no trend"))
@@ -263,16 +326,16 @@ impl Strategy for RsiEma {
     /// `sizing::default_win_streak(ctx)`: `base * growth ** win_streak`, at most `cap`.
     fn size(&mut self, ctx: &Ctx, _decision: &Decision) -> Result<Option<StakeAsk>, CallFailure> {
         let st = ctx.0.borrow();
-        let base = param(&st, "stake_base", Dynamic::from_float(5.0));
-        let growth = param(&st, "stake_growth", Dynamic::from_float(1.5));
-        let cap = param(&st, "stake_cap", Dynamic::from_float(25.0));
+        let base = param(&st, "stake_base", ParamValue::Float(5.0));
+        let growth = param(&st, "stake_growth", ParamValue::Float(1.5));
+        let cap = param(&st, "stake_cap", ParamValue::Float(25.0));
         let streak = st.account.win_streak;
         drop(st);
-        let number = |name: &str, v: &Dynamic| {
+        let number = |name: &str, v: &ParamValue| {
             Num::of(v).ok_or_else(|| {
                 self.fail(format_args!(
                     "sizing: `{name}` must be a number, got {}",
-                    v.type_name()
+                    kind(v)
                 ))
             })
         };
@@ -281,7 +344,7 @@ impl Strategy for RsiEma {
             number("stake_growth", &growth)?,
         );
         let power = match growth {
-            Num::Float(g) => Num::Float(g.powf(streak as FLOAT)),
+            Num::Float(g) => Num::Float(g.powf(streak as f64)),
             Num::Int(g) => {
                 let exp = u32::try_from(streak).map_err(|_| {
                     self.fail(format_args!(
@@ -334,7 +397,7 @@ mod tests {
         assert!(float_cmp(Cmp::Le, 0.0, 0.0) && !float_cmp(Cmp::Lt, 0.0, 0.0));
         // Integers compare exactly; a non-number compares false.
         assert!(num_cmp(Cmp::Gt, Num::Int(26), Num::Int(25)));
-        assert!(!cmp_value(Cmp::Le, 10.0, &Dynamic::from("30".to_string())));
-        assert!(cmp_value(Cmp::Le, 10.0, &Dynamic::from_int(30)));
+        assert!(!cmp_value(Cmp::Le, 10.0, &ParamValue::Text("30".into())));
+        assert!(cmp_value(Cmp::Le, 10.0, &ParamValue::Int(30)));
     }
 }

@@ -8,7 +8,7 @@
 //! `now`, which is what makes look-ahead impossible from a script.
 
 use crate::account::Account;
-use crate::domain::Window;
+use crate::domain::{ParamValue, Params, Window};
 use crate::feed::Candle;
 use crate::indicators::{IndicatorCache, IndicatorKey, Reading};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, INT, ImmutableString, Map};
@@ -114,7 +114,7 @@ pub struct CtxState {
     /// The account.
     pub account: AccountView,
     /// The strategy's parameters.
-    pub params: Map,
+    pub params: Params,
 }
 
 /// The handle scripts receive as `ctx`: cheap to clone, read-only by construction.
@@ -194,6 +194,24 @@ fn period(name: &str, n: INT) -> Result<u32, Box<EvalAltResult>> {
         .ok()
         .filter(|n| (1..=10_000).contains(n))
         .ok_or_else(|| format!("{name}: period must be between 1 and 10000, got {n}").into())
+}
+
+/// A parameter as scripts see it.
+fn param_dynamic(v: &ParamValue) -> Dynamic {
+    match v {
+        ParamValue::Int(i) => Dynamic::from_int(*i),
+        ParamValue::Float(f) => Dynamic::from_float(*f),
+        ParamValue::Bool(b) => Dynamic::from_bool(*b),
+        ParamValue::Text(t) => Dynamic::from(t.clone()),
+        ParamValue::List(l) => Dynamic::from_array(l.iter().map(param_dynamic).collect()),
+        ParamValue::Table(t) => {
+            let mut m = Map::new();
+            for (k, v) in t {
+                m.insert(k.as_str().into(), param_dynamic(v));
+            }
+            m.into()
+        }
+    }
 }
 
 fn candle_map(c: &Candle) -> Dynamic {
@@ -288,7 +306,12 @@ pub fn register(engine: &mut Engine) {
         out.into()
     });
     read_only_member(engine, "params", |c: &mut Ctx| -> Dynamic {
-        c.0.borrow().params.clone().into()
+        let st = c.0.borrow();
+        let mut m = Map::new();
+        for (k, v) in &st.params {
+            m.insert(k.as_str().into(), param_dynamic(v));
+        }
+        m.into()
     });
     engine.register_fn(
         "param",
@@ -298,11 +321,8 @@ pub fn register(engine: &mut Engine) {
                 None => default,
                 // `rsi_period = 14.0` where the script's default is `14`: the script gets the
                 // integer it expects (periods are integers), not a float no indicator takes.
-                Some(v) if default.is_int() => match v.as_float() {
-                    Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Dynamic::from_int(f as INT),
-                    _ => v,
-                },
-                Some(v) => v,
+                Some(v) if default.is_int() => param_dynamic(&v.for_integer_default()),
+                Some(v) => param_dynamic(&v),
             }
         },
     );

@@ -10,7 +10,7 @@ use super::{
     new_account, stddev_of_closes,
 };
 use crate::config::Config;
-use crate::domain::Window;
+use crate::domain::{ParamValue, Params, Window};
 use crate::feed::{Feed, ReplayFeed, load_csv, recorded::describe_gaps};
 use crate::indicators::IndicatorCache;
 use crate::ledger::journal::{JournalObserver, Journals};
@@ -20,7 +20,6 @@ use crate::report::Summary;
 use crate::script::reload::ScriptWatcher;
 use crate::script::{Ctx, CtxState, Reloader, ScriptStrategy, Strategy};
 use crate::venue::{ReplayVenue, Venue};
-use rhai::{Dynamic, Map};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -205,7 +204,7 @@ pub(crate) struct Prepared<'a> {
     /// The loaded strategy.
     pub strategy: ScriptStrategy,
     /// Its parameters.
-    pub params: Map,
+    pub params: Params,
     /// The ledger, holding `session`.
     pub ledger: Ledger,
     /// The session row, new or resumed.
@@ -396,36 +395,18 @@ pub(crate) fn stddev_baseline(
 
 /// The strategy's parameters: `[params.<file stem>]` from the config (`[params.<name>]` for
 /// a native strategy `native:<name>`), then `--param`s.
-pub fn strategy_params(config: &Config, strategy: &Path, overrides: &toml::Table) -> Map {
+pub fn strategy_params(config: &Config, strategy: &Path, overrides: &toml::Table) -> Params {
     let stem = crate::native::params_name(strategy);
-    let mut map = Map::new();
+    let mut params = Params::new();
     if let Some(table) = config.params.get(&stem) {
         for (k, v) in table {
-            map.insert(k.as_str().into(), toml_to_dynamic(v));
+            params.insert(k.clone(), ParamValue::from_toml(v));
         }
     }
     for (k, v) in overrides {
-        map.insert(k.as_str().into(), toml_to_dynamic(v));
+        params.insert(k.clone(), ParamValue::from_toml(v));
     }
-    map
-}
-
-fn toml_to_dynamic(v: &toml::Value) -> Dynamic {
-    match v {
-        toml::Value::Integer(i) => Dynamic::from_int(*i),
-        toml::Value::Float(f) => Dynamic::from_float(*f),
-        toml::Value::Boolean(b) => Dynamic::from_bool(*b),
-        toml::Value::String(s) => Dynamic::from(s.clone()),
-        toml::Value::Datetime(d) => Dynamic::from(d.to_string()),
-        toml::Value::Array(a) => Dynamic::from_array(a.iter().map(toml_to_dynamic).collect()),
-        toml::Value::Table(t) => {
-            let mut m = Map::new();
-            for (k, v) in t {
-                m.insert(k.as_str().into(), toml_to_dynamic(v));
-            }
-            m.into()
-        }
-    }
+    params
 }
 
 fn run_key(spec: &ReplaySpec, config: &Config, count: u32) -> String {
