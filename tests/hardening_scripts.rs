@@ -173,18 +173,27 @@ fn a_cycle_saved_mid_session_is_refused_and_the_session_goes_on() {
         "import \"selfmod\" as me;\nfn f() { 1 }\n",
     );
     let out = d.join("out");
-    let start = Instant::now();
+    // Journals flushed every window, so the edit can wait for the session's third window.
+    let config = write(d, "follow.toml", "[session]\njournal_flush_windows = 1\n");
     // 300 s windows at 1200× real time: a window every 0.25 s, 12 windows in about 3 s.
     let child = Command::new(BIN)
         .current_dir(REPO)
         .args(["run", "--strategy", &s(&script), "--replay", DATA])
+        .args(["--config", &s(&config)])
         .args(["--speed", "1200", "--intervals", "12", "--out", &s(&out)])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1000).saturating_sub(start.elapsed()));
+    let until = Instant::now() + Duration::from_secs(60);
+    while common::lines(&out.join("predictions.jsonl")).len() < 3 {
+        assert!(
+            Instant::now() < until,
+            "the session never decided three windows"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::fs::write(
         &script,
         "import \"selfmod\" as m;\nfn predict(ctx) { skip(\"v2\") }\n",

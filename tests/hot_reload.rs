@@ -3,7 +3,10 @@
 //! imported module is a new version too, a broken version is refused with its position while
 //! the running one goes on, and the script's memory survives every swap.
 //!
-//! The replay is paced in wall-clock time (`--speed`), so the edits land mid-session.
+//! The replay is paced in wall-clock time (`--speed`), and each edit waits for an event of
+//! the session — the journal line of a window, or the first decision of a new version —
+//! rather than for a time, so the edits land mid-session however fast or busy the machine
+//! is. The journals are flushed every window (`journal_flush_windows = 1`) for that.
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -30,10 +33,35 @@ fn version(tag_expr: &str, imports: &str) -> String {
     )
 }
 
-fn wait_until(start: Instant, at: Duration) {
-    if let Some(left) = at.checked_sub(start.elapsed()) {
-        std::thread::sleep(left);
+/// A config that flushes the journals after every window, so the test can follow them.
+fn follow_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("follow.toml");
+    std::fs::write(&path, "[session]\njournal_flush_windows = 1\n").expect("write the config");
+    path
+}
+
+/// Wait until the prediction journal in `out` has a line for which `seen` holds (given the
+/// lines so far); at most a minute, so a session that died fails the test instead of
+/// hanging it.
+fn wait_for(out: &Path, what: &str, seen: impl Fn(&[String]) -> bool) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(out.join("predictions.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if seen(&lines) {
+            return;
+        }
+        assert!(Instant::now() < until, "waited a minute for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn decided_by(lines: &[String], tag: &str) -> bool {
+    let needle = format!("\"reason\":\"{tag}\"");
+    lines.iter().any(|l| l.contains(&needle))
 }
 
 #[test]
@@ -52,19 +80,21 @@ fn a_script_edited_mid_session_takes_over_at_a_window_boundary_and_keeps_its_mem
     let broken = "fn predict(ctx) {\n    up(0.6, \"never\"\n}\n";
 
     let manifest = env!("CARGO_MANIFEST_DIR");
-    let start = Instant::now();
-    // 300 s windows at 1200× real time: a window every 0.25 s, 20 windows in about 5 s.
+    let config = follow_config(dir.path());
+    // 300 s windows at 1200× real time: a window every 0.25 s, 40 windows in about 10 s.
     let child = Command::new(env!("CARGO_BIN_EXE_updown"))
         .current_dir(manifest)
         .args(["run", "--strategy"])
         .arg(&script)
+        .arg("--config")
+        .arg(&config)
         .args([
             "--replay",
             DATA,
             "--speed",
             "1200",
             "--intervals",
-            "20",
+            "40",
             "--out",
         ])
         .arg(&out)
@@ -73,11 +103,11 @@ fn a_script_edited_mid_session_takes_over_at_a_window_boundary_and_keeps_its_mem
         .spawn()
         .expect("start updown");
 
-    wait_until(start, Duration::from_millis(1200));
+    wait_for(&out, "three windows of v1", |l| l.len() >= 3);
     save_by_rename(&script, &v2); // v2: the tag comes from the module ("v2")
-    wait_until(start, Duration::from_millis(2400));
+    wait_for(&out, "a decision of v2", |l| decided_by(l, "v2"));
     save_by_rename(&module, module_b); // only the module changes: a new version ("v3")
-    wait_until(start, Duration::from_millis(3500));
+    wait_for(&out, "a decision of v3", |l| decided_by(l, "v3"));
     std::fs::write(&script, broken).expect("write the broken version");
 
     let output = child.wait_with_output().expect("updown finishes");
@@ -94,7 +124,7 @@ fn a_script_edited_mid_session_takes_over_at_a_window_boundary_and_keeps_its_mem
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect();
-    assert_eq!(predictions.len(), 20);
+    assert_eq!(predictions.len(), 40);
 
     // Which version decided each window, in order: v1 first, then v2, then v3, never back.
     let tags: Vec<&str> = predictions
@@ -133,7 +163,7 @@ fn a_script_edited_mid_session_takes_over_at_a_window_boundary_and_keeps_its_mem
         .iter()
         .map(|p| p["features"]["n"].as_f64().unwrap_or(-1.0) as i64)
         .collect();
-    assert_eq!(counts, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(counts, (1..=40).collect::<Vec<i64>>());
 
     // The reload journal: two swaps with old and new hashes, then the refused broken version.
     let reloads: Vec<serde_json::Value> = std::fs::read_to_string(out.join("script_reloads.jsonl"))
@@ -186,11 +216,13 @@ fn no_reload_keeps_the_version_the_session_started_with() {
     let out = dir.path().join("out");
     let v1 = version("\"v1\"", "");
     std::fs::write(&script, &v1).expect("write v1");
-    let start = Instant::now();
+    let config = follow_config(dir.path());
     let child = Command::new(env!("CARGO_BIN_EXE_updown"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["run", "--no-reload", "--strategy"])
         .arg(&script)
+        .arg("--config")
+        .arg(&config)
         .args([
             "--replay",
             DATA,
@@ -205,7 +237,7 @@ fn no_reload_keeps_the_version_the_session_started_with() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start updown");
-    wait_until(start, Duration::from_millis(800));
+    wait_for(&out, "two windows", |l| l.len() >= 2);
     save_by_rename(&script, &version("\"v2\"", ""));
     let status = child.wait_with_output().expect("updown finishes").status;
     assert!(status.success());
