@@ -274,13 +274,13 @@ impl Ledger {
              INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');",
         )
         .map_err(sql)?;
-        let found: String = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sql)?;
+        let found = schema_version(&conn).map_err(sql)?;
+        Self::checked(conn, path, found)
+    }
+
+    /// The ledger on `conn`, whose schema version is `found`: refused unless it is this
+    /// version's, since the tables of another would be misread.
+    fn checked(conn: Connection, path: &Path, found: String) -> Result<Ledger, LedgerError> {
         if found != SCHEMA_VERSION {
             return Err(LedgerError::Schema {
                 path: path.to_path_buf(),
@@ -306,26 +306,11 @@ impl Ledger {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let opened = Connection::open_with_flags(path, flags).and_then(|conn| {
             conn.busy_timeout(std::time::Duration::from_secs(2))?;
-            let found: String = conn.query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )?;
+            let found = schema_version(&conn)?;
             Ok((conn, found))
         });
         match opened {
-            Ok((conn, found)) if found == SCHEMA_VERSION => Ok(Ledger {
-                conn,
-                path: path.to_path_buf(),
-                batch: None,
-                pending: std::cell::RefCell::new(None),
-                halt_seen: std::cell::RefCell::new(None),
-                since_checkpoint: 0,
-            }),
-            Ok((_, found)) => Err(LedgerError::Schema {
-                path: path.to_path_buf(),
-                found,
-            }),
+            Ok((conn, found)) => Self::checked(conn, path, found),
             Err(_) => Self::open_read_only(path),
         }
     }
@@ -360,11 +345,7 @@ impl Ledger {
         };
         let schema = |conn: &Connection| -> rusqlite::Result<String> {
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            conn.query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
+            schema_version(conn)
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let opened = Connection::open_with_flags(path, flags)
@@ -395,20 +376,7 @@ impl Ledger {
             }
             Err(e) => return Err(sql(e)),
         };
-        if found != SCHEMA_VERSION {
-            return Err(LedgerError::Schema {
-                path: path.to_path_buf(),
-                found,
-            });
-        }
-        Ok(Ledger {
-            conn,
-            path: path.to_path_buf(),
-            batch: None,
-            pending: std::cell::RefCell::new(None),
-            halt_seen: std::cell::RefCell::new(None),
-            since_checkpoint: 0,
-        })
+        Self::checked(conn, path, found)
     }
 
     /// The ledger's file.
@@ -792,26 +760,30 @@ impl Ledger {
             .transpose()
             .map_err(|e| self.corrupt("fill", e))?;
         let write = |tx: &Connection, session_row: Option<&str>| -> rusqlite::Result<()> {
-            tx.prepare_cached(
-                "INSERT INTO predictions (session, window_start, line) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![session, window_start, prediction])?;
+            tx.prepare_cached(INSERT_PREDICTION)?.execute(params![
+                session,
+                window_start,
+                prediction
+            ])?;
             if let Some(f) = &fill_json {
-                tx.prepare_cached(
-                    "INSERT INTO positions (session, window_start, window_index, fill, settled) VALUES (?1, ?2, ?3, ?4, 0)",
-                )?
-                .execute(params![session, window_start, window_index, f])?;
+                tx.prepare_cached(INSERT_POSITION)?.execute(params![
+                    session,
+                    window_start,
+                    window_index,
+                    f,
+                    false
+                ])?;
             }
             if let Some(account_json) = session_row {
-                tx.prepare_cached(
-                    "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) WHERE id = ?1",
-                )?
-                .execute(params![session, window_index + 1, account_json, memory])?;
+                tx.prepare_cached(UPDATE_SESSION_ROW)?.execute(params![
+                    session,
+                    window_index + 1,
+                    account_json,
+                    memory
+                ])?;
             }
             if let Some(h) = halt {
-                latch(tx, h)?;
-                tx.prepare_cached("UPDATE sessions SET status = 'halted' WHERE id = ?1")?
-                    .execute(params![session])?;
+                latch_in_session(tx, session, h)?;
             }
             Ok(())
         };
@@ -856,10 +828,8 @@ impl Ledger {
         halt: Option<&Halt>,
     ) -> Result<(), LedgerError> {
         let write = |tx: &Connection, session_row: Option<&str>| -> rusqlite::Result<()> {
-            tx.prepare_cached(
-                "INSERT INTO trades (session, window_start, line) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![session, window_start, trade])?;
+            tx.prepare_cached(INSERT_TRADE)?
+                .execute(params![session, window_start, trade])?;
             let n = tx.prepare_cached(
                 "UPDATE positions SET settled = 1 WHERE session = ?1 AND window_start = ?2 AND settled = 0",
             )?
@@ -871,14 +841,13 @@ impl Ledger {
                 tx.prepare_cached("UPDATE sessions SET account = ?2 WHERE id = ?1")?
                     .execute(params![session, account_json])?;
             }
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![session, equity_point.0, equity_point.1])?;
+            tx.prepare_cached(UPSERT_EQUITY)?.execute(params![
+                session,
+                equity_point.0,
+                equity_point.1
+            ])?;
             if let Some(h) = halt {
-                latch(tx, h)?;
-                tx.prepare_cached("UPDATE sessions SET status = 'halted' WHERE id = ?1")?
-                    .execute(params![session])?;
+                latch_in_session(tx, session, h)?;
             }
             Ok(())
         };
@@ -945,16 +914,11 @@ impl Ledger {
         };
         let tx = self.conn.transaction().map_err(sql)?;
         let write = |tx: &Connection| -> rusqlite::Result<()> {
-            let mut stmt = tx.prepare(
-                "INSERT INTO predictions (session, window_start, line) VALUES (?1, ?2, ?3)",
-            )?;
+            let mut stmt = tx.prepare_cached(INSERT_PREDICTION)?;
             for (start, line) in r.predictions {
                 stmt.execute(params![session, start, line])?;
             }
-            let mut stmt = tx.prepare(
-                "INSERT INTO positions (session, window_start, window_index, fill, settled) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
+            let mut stmt = tx.prepare_cached(INSERT_POSITION)?;
             for (p, fill) in &positions {
                 stmt.execute(params![
                     session,
@@ -964,14 +928,11 @@ impl Ledger {
                     p.settled
                 ])?;
             }
-            let mut stmt =
-                tx.prepare("INSERT INTO trades (session, window_start, line) VALUES (?1, ?2, ?3)")?;
+            let mut stmt = tx.prepare_cached(INSERT_TRADE)?;
             for (start, line) in r.trades {
                 stmt.execute(params![session, start, line])?;
             }
-            let mut stmt = tx.prepare(
-                "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
-            )?;
+            let mut stmt = tx.prepare_cached(UPSERT_EQUITY)?;
             for (time, equity) in r.equity {
                 stmt.execute(params![session, time, equity])?;
             }
@@ -980,17 +941,14 @@ impl Ledger {
             for (seq, line) in r.reloads.iter().enumerate() {
                 stmt.execute(params![session, seq as i64 + 1, line])?;
             }
-            tx.execute(
-                "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) \
-                 WHERE id = ?1",
-                params![session, r.next_index, account, r.memory],
-            )?;
+            tx.prepare_cached(UPDATE_SESSION_ROW)?.execute(params![
+                session,
+                r.next_index,
+                account,
+                r.memory
+            ])?;
             if let Some(h) = r.halt {
-                latch(tx, h)?;
-                tx.execute(
-                    "UPDATE sessions SET status = 'halted' WHERE id = ?1",
-                    params![session],
-                )?;
+                latch_in_session(tx, session, h)?;
             }
             Ok(())
         };
@@ -1004,10 +962,7 @@ impl Ledger {
     /// Record an equity point on its own (a window without a trade).
     pub fn record_equity(&self, session: i64, time: i64, equity: &str) -> Result<(), LedgerError> {
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)",
-                params![session, time, equity],
-            )
+            .execute(UPSERT_EQUITY, params![session, time, equity])
             .map(|_| ())
             .map_err(|e| self.sql(e))
     }
@@ -1125,6 +1080,34 @@ impl Ledger {
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))
     }
+}
+
+// The row writes that both the step-by-step writes (`record_decision`, `record_settlement`,
+// `record_equity`) and the one-transaction write of a whole session (`record_all`) make:
+// one text each, so the two ways of recording cannot drift apart.
+const INSERT_PREDICTION: &str =
+    "INSERT INTO predictions (session, window_start, line) VALUES (?1, ?2, ?3)";
+const INSERT_POSITION: &str = "INSERT INTO positions (session, window_start, window_index, fill, settled) VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_TRADE: &str = "INSERT INTO trades (session, window_start, line) VALUES (?1, ?2, ?3)";
+const UPSERT_EQUITY: &str =
+    "INSERT OR REPLACE INTO equity (session, time, equity) VALUES (?1, ?2, ?3)";
+const UPDATE_SESSION_ROW: &str = "UPDATE sessions SET next_index = ?2, account = ?3, memory = COALESCE(?4, memory) WHERE id = ?1";
+
+/// The schema version a ledger file records.
+fn schema_version(conn: &Connection) -> rusqlite::Result<String> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = 'schema_version'",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Latch `h` and mark `session` halted, in the caller's transaction.
+fn latch_in_session(tx: &Connection, session: i64, h: &Halt) -> rusqlite::Result<()> {
+    latch(tx, h)?;
+    tx.prepare_cached("UPDATE sessions SET status = 'halted' WHERE id = ?1")?
+        .execute(params![session])?;
+    Ok(())
 }
 
 fn latch(tx: &Connection, h: &Halt) -> rusqlite::Result<usize> {

@@ -234,12 +234,7 @@ impl OrderStore {
     /// Latch a halt (the first one stays), as the session's own halts do; the session sees
     /// it at its next check and stops trading.
     pub fn latch_halt(&self, h: &Halt) -> Result<(), LedgerError> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO halt (id, reason, detail, at) VALUES (1, ?1, ?2, ?3)",
-                params![h.reason.code(), h.detail, h.at],
-            )
-            .map_err(|e| self.sql(e))?;
+        super::latch(&self.conn, h).map_err(|e| self.sql(e))?;
         Ok(())
     }
 
