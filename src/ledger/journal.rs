@@ -77,13 +77,14 @@ pub struct JournalError {
 }
 
 impl Journals {
-    /// Rewrite the journals in `dir` from the ledger's records and keep them open.
+    /// Rewrite the journals in `dir` from a session's records (the ledger's, or a backtest's
+    /// kept in memory, whichever holds the lines) and keep them open.
     pub fn rebuild(
         dir: &Path,
-        predictions: &[String],
-        trades: &[String],
+        predictions: impl IntoIterator<Item = impl AsRef<str>>,
+        trades: impl IntoIterator<Item = impl AsRef<str>>,
         equity: &[(i64, String)],
-        reloads: &[String],
+        reloads: impl IntoIterator<Item = impl AsRef<str>>,
         flush_every: u32,
     ) -> Result<Journals, JournalError> {
         let err = |source| JournalError {
@@ -105,16 +106,16 @@ impl Journals {
         };
         writeln!(j.equity, "time,equity").map_err(err)?;
         for l in predictions {
-            j.prediction(l)?;
+            j.prediction(l.as_ref())?;
         }
         for l in trades {
-            j.trade(l)?;
+            j.trade(l.as_ref())?;
         }
         for (t, e) in equity {
             j.equity(*t, e)?;
         }
         for l in reloads {
-            j.reload(l)?;
+            j.reload(l.as_ref())?;
         }
         j.flush()?;
         Ok(j)

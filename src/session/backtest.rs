@@ -666,12 +666,13 @@ pub fn run_backtest_with(
         }
         Recording::Ledger { commit_every } => {
             ledger.record_equity(session_id, first_equity.0, &first_equity.1)?;
+            let none: [&str; 0] = [];
             let journals = Journals::rebuild(
                 &spec.out_dir,
-                &[],
-                &[],
+                none,
+                none,
                 &ledger.equity(session_id)?,
-                &[],
+                none,
                 flush,
             )
             .map_err(SessionError::from)?;

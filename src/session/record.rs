@@ -200,16 +200,15 @@ impl MemoryRecorder {
                 },
             )?;
         }
-        let lines = |v: &[(i64, String)]| v.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>();
-        let mut journals = Journals::rebuild(
+        // Written and flushed; the lines are read where they are, not copied.
+        Journals::rebuild(
             dir,
-            &lines(&self.predictions),
-            &lines(&self.trades),
+            self.predictions.iter().map(|(_, l)| l),
+            self.trades.iter().map(|(_, l)| l),
             &equity,
             &self.reloads,
             flush_every,
         )?;
-        journals.flush()?;
         Ok(())
     }
 }
