@@ -117,13 +117,15 @@ impl ParamReads {
             let (Some((want, text)), Some(got)) = (&read.default, Kind::of_toml(value)) else {
                 continue;
             };
-            let whole = |f: f64| f.fract() == 0.0 && f.abs() < 9.0e15;
             let fits = match (want, got) {
                 (a, b) if *a == b => true,
-                // Integers serve where a number is expected; a whole float where an integer is
-                // (`ctx.param` hands it to the script as an integer).
+                // Integers serve where a number is expected; a whole float where an integer is,
+                // by the rule `ctx.param` applies when it hands it to the script.
                 (Kind::Float, Kind::Integer) => true,
-                (Kind::Integer, Kind::Float) => value.as_float().is_some_and(whole),
+                (Kind::Integer, Kind::Float) => matches!(
+                    crate::domain::ParamValue::from_toml(value).for_integer_default(),
+                    crate::domain::ParamValue::Int(_)
+                ),
                 _ => false,
             };
             if fits {
