@@ -22,7 +22,6 @@ use updown::ledger::lock::FolderLock;
 use updown::ledger::{LEDGER_FILE, Ledger};
 
 const BIN: &str = env!("CARGO_BIN_EXE_updown");
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const DATA: &str = "data/binance_spot_BTCUSDT_1m_fullcols_2025-10-29_2025-11-01.csv";
 const STRATEGY: &str = "strategies/rsi_ema.rhai";
 /// Polymarket's recorded results of February 2026: months after the bundled candles.
@@ -30,15 +29,7 @@ const FEB_2026_OUTCOMES: &str = "../shared/data/polymarket_btc_updown_2026-02/po
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn updown(args: &[&str]) -> Ran {
-    let child = Command::new(BIN)
-        .args(args)
-        .current_dir(REPO)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {BIN} {args:?}: {e}"));
-    finish(child, LIMIT)
+    common::updown_within(args, LIMIT)
 }
 
 fn run(out: &Path, intervals: &str, extra: &[&str]) -> Ran {

@@ -25,15 +25,7 @@ const DATA: &str = "data/binance_spot_BTCUSDT_1m_fullcols_2025-10-29_2025-11-01.
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn updown(args: &[&str]) -> Ran {
-    let child = Command::new(BIN)
-        .args(args)
-        .current_dir(REPO)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {BIN} {args:?}: {e}"));
-    finish(child, LIMIT)
+    common::updown_within(args, LIMIT)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

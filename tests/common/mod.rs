@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use updown::ledger::records::{PredictionRecord, TradeRecord};
 
@@ -50,6 +50,21 @@ pub fn finish(mut child: Child, limit: Duration) -> Ran {
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     }
+}
+
+/// Run the `updown` binary with `args` from the repository, no stdin, its output captured,
+/// for at most `limit`.
+pub fn updown_within(args: &[&str], limit: Duration) -> Ran {
+    let bin = env!("CARGO_BIN_EXE_updown");
+    let child = Command::new(bin)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin} {args:?}: {e}"));
+    finish(child, limit)
 }
 
 /// The non-empty lines of `path` (none when it does not exist yet).
